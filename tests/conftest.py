@@ -1,0 +1,93 @@
+"Shared fixtures for the tests of `mnist_basics.data`: small synthetic MNIST_SAMPLE-like folders and archives."
+import os, shutil, tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mnist_basics.data as data
+
+# The real fastai MNIST_SAMPLE, read-only to the tests: resolved once, before any test changes $FASTAI_HOME.
+REAL_SAMPLE = data.fastai_data_dir()/'mnist_sample'
+
+SMALL = {'train/3': 3, 'train/7': 4, 'valid/3': 2, 'valid/7': 1}  # a different count per folder, so mix-ups show
+
+
+def digit_pixels(seed: int) -> np.ndarray:
+    "A 28×28 uint8 image, different for every `seed`"
+    return np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
+
+
+def write_png(fn, pixels=None, seed=0, mode='L', size=(28, 28), fmt='PNG') -> Path:
+    "Save an image at `fn`: `pixels` if given, else random ones from `seed`, in `mode`, `size` and `fmt`"
+    fn = Path(fn)
+    fn.parent.mkdir(parents=True, exist_ok=True)
+    if pixels is None: pixels = np.random.default_rng(seed).integers(0, 256, size[::-1], dtype=np.uint8)
+    im = Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert(mode)
+    im.save(fn, format=fmt)
+    return fn
+
+
+def _make_digits(root, counts=None) -> Path:
+    """Write a folder laid out like MNIST_SAMPLE at `root`: `counts` maps 'train/3', 'train/7', 'valid/3', 'valid/7'
+    to how many 28×28 'L' PNGs each gets (an int gives every folder that many; default `SMALL`).
+    Every image is different; folder `k`'s image `i` is `digit_pixels(seed_of(k, i))`."""
+    root = Path(root)
+    if counts is None: counts = SMALL
+    if isinstance(counts, int): counts = {f'{s}/{d}': counts for s in data.SPLITS for d in data.DIGITS}
+    for k, n in counts.items():
+        (root/k).mkdir(parents=True, exist_ok=True)
+        for i in range(n): write_png(root/k/f'{i:03d}.png', digit_pixels(seed_of(k, i)))
+    (root/'labels.csv').write_text('name,label\n')  # like MNIST_SAMPLE; the library ignores it
+    return root
+
+
+def seed_of(key: str, i: int) -> int:
+    "The seed `make_digits` uses for image `i` of folder `key` ('train/3', ...)"
+    return 1000*list(SMALL).index(key) + i
+
+
+def _make_tgz(src, fn) -> Path:
+    "Pack folder `src` into the gzip-compressed tar `fn`, under one top-level folder named like `src`"
+    src, fn = Path(src), Path(fn)
+    fn.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fn, 'w:gz') as tf: tf.add(src, arcname=src.name)
+    return fn
+
+
+@pytest.fixture
+def make_digits():
+    "`make_digits(root, counts=None)`: write a synthetic MNIST_SAMPLE-like folder (see `_make_digits`)"
+    return _make_digits
+
+
+@pytest.fixture
+def make_tgz():
+    "`make_tgz(src, fn)`: pack folder `src` into `fn` (see `_make_tgz`)"
+    return _make_tgz
+
+
+@pytest.fixture
+def digits(tmp_path):
+    "A small synthetic data folder, `tmp_path/'mnist'`, with `SMALL` images per digit folder"
+    return _make_digits(tmp_path/'mnist')
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets an empty $FASTAI_HOME, no $MNIST_BASICS_DATA, and a `download` that fails loudly,
+    so no test reads the real fastai folder by accident or touches the network."""
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path_factory.mktemp('fastai_home')))
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    def no_download(url): raise AssertionError(f'unexpected download of {url}')
+    monkeypatch.setattr(data, 'download', no_download)
+
+
+@pytest.fixture(scope='session')
+def real_sample(tmp_path_factory):
+    "A private copy of the real MNIST_SAMPLE (without any cache file), made once per session"
+    if not (REAL_SAMPLE/'train'/'3').is_dir(): pytest.skip(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}')
+    dest = tmp_path_factory.mktemp('real')/'mnist_sample'
+    shutil.copytree(REAL_SAMPLE, dest, ignore=shutil.ignore_patterns(data.CACHE_NAME + '*'))
+    return dest
