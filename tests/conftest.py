@@ -8,8 +8,10 @@ from PIL import Image
 
 import mnist_basics.data as data
 
-# The real fastai MNIST_SAMPLE, read-only to the tests: resolved once, before any test changes $FASTAI_HOME.
-REAL_SAMPLE = data.fastai_data_dir()/'mnist_sample'
+# The real fastai MNIST_SAMPLE, read-only to the tests: resolved once, before any test changes $FASTAI_HOME
+# (and without `fastai_data_dir`, which would create a config.ini in a fastai folder that has none).
+_home = Path(os.getenv('FASTAI_HOME', '~/.fastai')).expanduser()
+REAL_SAMPLE = (data.fastai_data_dir() if (_home/'config.ini').is_file() else _home/'data')/'mnist_sample'
 
 SMALL = {'train/3': 3, 'train/7': 4, 'valid/3': 2, 'valid/7': 1}  # a different count per folder, so mix-ups show
 
