@@ -242,17 +242,17 @@ def targets(results):
     ]
 
 
-def print_targets(tgts, quick):
+def print_targets(tgts, quick, n_valid):
     print('\nTargets (medians; reported, never asserted):')
     for desc, value, op, target, unit in tgts:
         ok = value >= target if op == '>=' else value <= target
-        spec = '.4f' if unit == '' else '.2f' if unit == ' s' else '.1f'
-        print(f"- {desc}: {value:{spec}}{unit} (target {op} {target}{unit}): {'PASS' if ok else 'MISS'}")
+        shown = f'{value:.5f} ({round(value*n_valid)}/{n_valid} right)' if unit == '' else f"{value:{'.2f' if unit == ' s' else '.1f'}}{unit}"
+        print(f"- {desc}: {shown} (target {op} {target}{unit}): {'PASS' if ok else 'MISS'}")
     if quick: print('  (--quick: 1 epoch and 1 repeat, so these say nothing about the 20-epoch targets)')
 
 
 def print_notes(results, epochs, repeats, seed, base_rss):
-    print(f"\nEach training row: {epochs} epochs, lr={LR}, batch size {BS}, seed {seed} every repeat; median of {repeats} "
+    print(f"\nEach training row: {epochs} epoch(s), lr={LR}, batch size {BS}, seed {seed} every repeat; median of {repeats} "
           "interleaved repeat(s). Timed: set-up (parameters, loaders, optimiser) and the epochs with each method's own "
           "per-epoch validation; not the data loading (its own rows) or the final accuracy. "
           "× mnist_basics: median / the library's median for the same model.")
@@ -292,7 +292,7 @@ def main(argv=None):
     results = run_rounds(make_rows(data, args.epochs, args.seed), args.repeats)
     print_table(results)
     tgts = targets(results)
-    print_targets(tgts, args.quick)
+    print_targets(tgts, args.quick, len(data.valid_x))
     print_notes(results, args.epochs, args.repeats, args.seed, base_rss)
     total = time.perf_counter() - t_start
     print(f'\nLoad average at end {load_average()}; benchmark took {total:.0f} s.')
