@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import mnist_basics.data as data
 from conftest import SMALL, digit_pixels, seed_of, write_png
@@ -338,50 +337,43 @@ def test_cache_file_is_written_and_used(digits, monkeypatch):
     assert_stacks_equal(data.load_stacks(digits), first)
 
 
-def replace_keeping(fn, pixels, keep):
-    "Overwrite image `fn` with `pixels`; `keep` = 'mtime' restores its modification time, 'size' requires equal size"
-    st = fn.stat()
-    write_png(fn, pixels)
-    if keep == 'mtime': os.utime(fn, ns=(st.st_atime_ns, st.st_mtime_ns))
-    if keep == 'size':
-        assert fn.stat().st_size == st.st_size
-        os.utime(fn, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-
-
-def same_size_pixels(fn):
-    "Pixels different from `fn`'s whose PNG is exactly as big"
-    size = fn.stat().st_size
-    for seed in range(10_000, 10_200):
-        buf = io.BytesIO()
-        Image.fromarray(digit_pixels(seed)).save(buf, format='PNG')
-        if len(buf.getvalue()) == size: return digit_pixels(seed)
-    pytest.skip('found no same-size replacement image')
-
-
 def differ(a, b) -> bool: return a.shape != b.shape or not torch.equal(a, b)
 
 
-@pytest.mark.parametrize('change', ['add', 'remove', 'replace', 'replace-same-mtime', 'replace-same-size'])
+def save_by_rename(fn, pixels):
+    "Overwrite image `fn` the way most programs save: write a temporary file beside it, then rename it over `fn`"
+    tmp = write_png(fn.parent/f'.{fn.name}.tmp', pixels, fmt='PNG')
+    os.replace(tmp, fn)
+
+
+@pytest.mark.parametrize('change', ['add', 'remove', 'rename', 'replace', 'add-keeping-folder-mtime'])
 def test_changed_files_rebuild_the_cache(digits, change):
+    "The cache is keyed on each digit folder's file names and modification time (see the notebook)"
     before = data.load_stacks(digits)
     folder = digits/'train'/'3'
     fn = folder/'001.png'
-    new = np.zeros((28, 28), np.uint8)  # compresses far better than the random originals: a different size
+    new = np.zeros((28, 28), np.uint8)
+    time.sleep(0.02)  # let the clock pass the folder's last change, where file systems keep coarse timestamps
     if change == 'add': write_png(folder/'999.png', new)
     elif change == 'remove': fn.unlink()
-    elif change == 'replace': write_png(fn, new)
-    elif change == 'replace-same-mtime': replace_keeping(fn, new, keep='mtime')
-    else: replace_keeping(fn, same_size_pixels(fn), keep='size')
+    elif change == 'rename': fn.rename(folder/'999.png')  # same images, new order
+    elif change == 'replace': save_by_rename(fn, new)  # same names, new pixels
+    else:  # a new name is enough, even where the folder's time says nothing changed
+        st = folder.stat()
+        write_png(folder/'999.png', new)
+        os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
     after = data.load_stacks(digits)
     assert_stacks_equal(after, data.load_stacks(digits, cache=False))  # what the files hold now
-    n = SMALL['train/3'] + {'add': 1, 'remove': -1}.get(change, 0)
+    n = SMALL['train/3'] + {'remove': -1}.get(change, 0) + (1 if change.startswith('add') else 0)
     assert len(after['train/3']) == n
     assert differ(after['train/3'], before['train/3'])
     assert not any(differ(after[k], before[k]) for k in KEYS[1:])  # the other folders as they were
-    if change == 'add': assert torch.equal(after['train/3'][-1], torch.from_numpy(new))
+    if change == 'replace': assert torch.equal(after['train/3'][1], torch.from_numpy(new))
+    if change == 'rename': assert torch.equal(after['train/3'][-1], before['train/3'][1])
+    if change.startswith('add'): assert torch.equal(after['train/3'][-1], torch.from_numpy(new))
     # and the cache now holds the new stacks under the new key
     c = torch.load(digits/data.CACHE_NAME, weights_only=True)
-    assert c['key'] == data.listing_key(digits)[1]
+    assert c['key'] == data.listing_key(digits)
     assert_stacks_equal(c['stacks'], after)
 
 
@@ -393,7 +385,7 @@ def test_corrupt_cache_is_ignored_with_a_warning_and_rebuilt(digits, monkeypatch
         got = data.load_stacks(digits)
     assert_stacks_equal(got, expected)
     c = torch.load(cache, weights_only=True)  # rebuilt: readable, current
-    assert c['key'] == data.listing_key(digits)[1]
+    assert c['key'] == data.listing_key(digits)
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no warning the second time
         assert_stacks_equal(data.load_stacks(digits), expected)
@@ -411,7 +403,7 @@ def test_cache_with_another_key_is_not_trusted(digits, content):
     obj = {'other-key': {'key': 'f' * 64, 'stacks': fake}, 'no-key': {'stacks': fake}, 'not-a-dict': [fake]}[content]
     torch.save(obj, digits/data.CACHE_NAME)
     assert_stacks_equal(data.load_stacks(digits), expected)
-    assert torch.load(digits/data.CACHE_NAME, weights_only=True)['key'] == data.listing_key(digits)[1]
+    assert torch.load(digits/data.CACHE_NAME, weights_only=True)['key'] == data.listing_key(digits)
 
 
 def test_cache_false_neither_reads_nor_writes_a_cache(digits):
@@ -420,7 +412,7 @@ def test_cache_false_neither_reads_nor_writes_a_cache(digits):
     assert data.load_mnist(digits, cache=False).train_x.shape[0] == SMALL['train/3'] + SMALL['train/7']
     assert not (digits/data.CACHE_NAME).exists()
     # a cache with the right key but wrong stacks is not read either
-    torch.save({'key': data.listing_key(digits)[1], 'stacks': fake_stacks(expected)}, digits/data.CACHE_NAME)
+    torch.save({'key': data.listing_key(digits), 'stacks': fake_stacks(expected)}, digits/data.CACHE_NAME)
     assert_stacks_equal(data.load_stacks(digits, cache=False), expected)
 
 
@@ -514,7 +506,7 @@ def test_fastai_url_is_downloaded_when_not_cached(make_digits, tmp_path, monkeyp
 
 
 def test_fastai_url_uses_the_cached_copy(make_digits):
-    cached = make_digits(data.fastai_data_dir()/'mnist_tiny', 1)  # download fails loudly (see conftest)
+    cached = make_digits(Path(os.environ['FASTAI_HOME'])/'data'/'mnist_tiny', 1)  # download fails loudly (see conftest)
     assert data.find_data('https://example.com/mnist_tiny.tgz') == cached
     assert data.load_mnist('http://example.com/mnist_tiny.tgz').path == cached
 
