@@ -156,10 +156,11 @@ def run_process(cmd):
 def startup_mnist_train(epochs):
     "A whole `mnist_train --model net --json` process: its time, and the accuracy it reports"
     seconds, out = run_process([MNIST_TRAIN, '--model', 'net', '--epochs', str(epochs), '--json'])
-    return dict(seconds=seconds, accuracy=json.loads(out.strip().splitlines()[-1])['valid_accuracy'])
+    summary = json.loads(out.strip().splitlines()[-1])
+    return dict(seconds=seconds, accuracy=summary['valid_accuracy'], peak_rss_mb=summary['peak_rss_mb'])
 
 
-def startup_import_torch(): return dict(seconds=run_process([sys.executable, '-c', 'import torch'])[0])
+def startup_import_torch(): return dict(seconds=run_process([sys.executable, '-c', 'import torch'])[0], peak_rss_mb=None)
 
 
 # ----------------------------------------------------------------------------- machine, rows, table, targets
@@ -200,7 +201,7 @@ def run_rounds(rows, repeats):
         for model, method, run in rows[k:] + rows[:k]:
             res = results[(model, method)]
             res['runs'].append(run())
-            if len(res['runs']) == 1: res['peak_rss_mb'] = peak_rss_mb()
+            if len(res['runs']) == 1: res['peak_rss_mb'] = res['runs'][0].get('peak_rss_mb', peak_rss_mb())
         print(f'round {r+1}/{repeats} done, load average {load_average()}', file=sys.stderr, flush=True)
     for res in results.values():
         res['times'] = [x['seconds'] for x in res['runs']]
@@ -221,7 +222,7 @@ def print_table(results):
     print('| model | method | median s | min s | × mnist_basics | val acc (2038 images) | peak RSS MiB ¹ |')
     print('|---|---|---:|---:|---:|---:|---:|')
     for r in results:
-        rss = '– ²' if r['model'] == 'start-up' else fmt(r.get('peak_rss_mb'), '.1f')
+        rss = fmt(r.get('peak_rss_mb'), '.1f') + (' ²' if r['model'] == 'start-up' and r.get('peak_rss_mb') else '')
         print(f"| {r['model']} | {r['method']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {fmt(r.get('ratio'), '.1f')} "
               f"| {fmt(r['accuracy'], '.4f')} | {rss} |")
 
@@ -256,11 +257,10 @@ def print_notes(results, epochs, repeats, seed, base_rss):
           "interleaved repeat(s). Timed: set-up (parameters, loaders, optimiser) and the epochs with each method's own "
           "per-epoch validation; not the data loading (its own rows) or the final accuracy. "
           "× mnist_basics: median / the library's median for the same model.")
-    print('¹ ru_maxrss of this process after the row\'s first run: a process-wide high-water mark, so it includes '
+    print('¹ peak resident memory (VmHWM) of this process after the row\'s first run: a high-water mark, so it includes '
           'everything that ran before (rows run in table order in the first round); only a rise shows a row\'s own need. '
           f'Before the first row (torch, fastai and the data loaded) it was {base_rss:.1f} MiB.')
-    print('² separate processes, not measured: on Linux a child\'s ru_maxrss starts from its parent\'s high-water mark, '
-          'so the peak_rss_mb that mnist_train reports would show this (large) process\'s peak, not its own.')
+    print('² the mnist_train process\'s own peak, as it reports it (peak_rss_mb, first repeat).')
     unstable = [f"{r['model']}/{r['method']}" for r in results if len(set(r['accuracies'])) > 1]
     if unstable: print(f"Note: accuracy differed between repeats with the same seed for: {', '.join(unstable)}")
 
