@@ -510,6 +510,8 @@ def test_offline_falls_back_to_the_standin(offline, monkeypatch):
 def test_offline_without_standin_raises_the_network_error(offline):
     with pytest.raises(urllib.error.URLError, match='offline'):
         data.find_data(standin=False)
+    with pytest.raises(urllib.error.URLError, match='offline'):
+        data.load_mnist(standin=False)
     assert not (offline/'data'/'mnist_standin').exists()
 
 
