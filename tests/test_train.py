@@ -135,3 +135,12 @@ def test_same_seed_same_numbers(small_data):
         torch.manual_seed(seed); return fit(simple_net, net_params(), small_data, epochs=2, log=None)
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+def test_bad_data_exits_2_naming_the_path(capsys, tmp_path):
+    code, out, err = run_cli(capsys, 'linear', 1, 1., 256, 0, 0.1, str(tmp_path/'nowhere'))
+    assert code == 2 and 'mnist_train: error: MNIST data folder not found' in err and str(tmp_path/'nowhere') in err
+    assert 'Epoch' not in out
+
+def test_divergence_exits_1_naming_the_epoch(capsys):
+    code, out, err = run_cli(capsys, 'net', 3, 1e38)
+    assert code == 1 and 'mnist_train: error: training diverged in epoch' in err
