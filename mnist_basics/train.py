@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #76b13d07
 from __future__ import annotations
-import json as jsonlib, math, os, pickle, sys, tempfile, time
+import json as jsonlib, math, os, pickle, sys, tempfile, time, warnings
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, store_true
@@ -16,7 +16,7 @@ from .cnn import fit_cnn # also registers 'cnn' in MODELS
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'FITTERS', 'check_settings', 'check_writable', 'save_model', 'load_model', 'settings', 'default_device',
-           'train', 'peak_rss_mb', 'mnist_train']
+           'train', 'one_line_warnings', 'peak_rss_mb', 'mnist_train']
 
 # %% ../nbs/07_train.ipynb #192baca5
 def check_settings(model:str, epochs:int, lr:float, bs:int, save=None, std:float=0.1):
@@ -55,6 +55,16 @@ def save_model(fn, # file to write (replaced atomically)
     return fn
 
 # %% ../nbs/07_train.ipynb #1352f5e7
+def _unreadable_reason(e:Exception) -> str:
+    "Why `torch.load` could not read a file, in a few words (torch's own message is a page long)"
+    msg = str(e)
+    if isinstance(e, EOFError) or not msg.strip(): return 'the file is empty or cut short'
+    if 'WeightsUnpickler error:' in msg: # torch names the cause after this marker
+        cause = next((l.strip() for l in msg.split('WeightsUnpickler error:', 1)[1].splitlines() if l.strip()), '')
+        return f'not a file written by torch.save: {cause}'
+    first = msg.strip().splitlines()[0]
+    return first if len(first) <= 120 else first[:120].rsplit(' ', 1)[0] + ' …'
+
 def load_model(fn, # a file written by `save_model`
                device=None # where to put the tensors; default CPU
               ):
@@ -66,7 +76,7 @@ def load_model(fn, # a file written by `save_model`
         if isinstance(e, pickle.UnpicklingError) and 'GLOBAL' in str(e): # a class or function: code, not data
             raise ValueError(f"{fn} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
                              "values, refused because loading them could run code") from e
-        raise ValueError(f"{fn} is not a mnist_basics model file (unreadable: {str(e).splitlines()[0][:200]})") from e
+        raise ValueError(f"{fn} is not a mnist_basics model file ({_unreadable_reason(e)})") from e
     if not (isinstance(state, dict) and state.get('format') == 'mnist_basics' and isinstance(state.get('params'), dict)
             and isinstance(state.get('model'), str) and isinstance(state.get('meta', {}), dict)):
         raise ValueError(f"{fn} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
@@ -120,6 +130,11 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
                 params=params, history=history)
 
 # %% ../nbs/07_train.ipynb #df66286a
+def one_line_warnings(prog:str): # the command's name, e.g. 'mnist_train'
+    "Make every warning print as one line, `prog: warning: message`, on stderr (without Python's source line)"
+    def show(message, category, filename, lineno, file=None, line=None): print(f'{prog}: warning: {message}', file=sys.stderr)
+    warnings.showwarning = show
+
 def peak_rss_mb() -> float:
     "Peak resident memory of this process so far, in MiB"
     try: # Linux: the high-water mark of this process's own memory (getrusage's can be inherited from the parent)
@@ -143,6 +158,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                 json:store_true=False # end with one line of JSON instead of a summary
                ):
     "Train the lesson's model on handwritten 3s and 7s and report its validation accuracy"
+    one_line_warnings('mnist_train')
     def fail(e, status): sys.exit(print(f'mnist_train: error: {e}', file=sys.stderr) or status)
     try:
         epochs, lr, bs = settings(model, epochs, lr, bs)
