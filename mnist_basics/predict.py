@@ -65,6 +65,7 @@ def open_image(img # a PNG or JPEG file, or a PIL Image
             n = re.search(r'\((\d+) pixels\)', str(e))
             raise _too_big(fn, f'{int(n[1]):,} pixels' if n else str(e)) from None
         except UnidentifiedImageError: raise ValueError(f'{fn} is not an image this can read: expected a PNG or JPEG file') from None
+        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{fn} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
     with im:  # closes the file, whatever happens
         _check_size(fn, im.size)
         try: im.load()  # the decoding happens here
