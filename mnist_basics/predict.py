@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from fastcore.script import call_parse, store_true, Param as CLIParam  # aliased: fastai's star import has another `Param`
-from .train import load_model as load_model_file, one_line_warnings  # aliased: fastai's star import has another `load_model`
+from .train import load_model as load_model_file, one_line_warnings, clean_exit  # aliased: fastai's star import has another `load_model`
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'INK_THRESHOLD', 'SPECK_FRACTION', 'draw_digit', 'open_image',
-           'to_gray', 'paper_level', 'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit',
-           'prepare_digit', 'predict', 'mnist_predict']
+__all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
+           'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'open_image', 'to_gray', 'paper_level', 'ink_only', 'crop_ink',
+           'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'digit_doubt', 'predict', 'mnist_predict']
 
 # %% ../nbs/09_predict.ipynb #a1bc49c7
 def draw_digit(digit:int, # 3 or 7
@@ -65,6 +65,7 @@ def open_image(img # a PNG or JPEG file, or a PIL Image
             n = re.search(r'\((\d+) pixels\)', str(e))
             raise _too_big(fn, f'{int(n[1]):,} pixels' if n else str(e)) from None
         except UnidentifiedImageError: raise ValueError(f'{fn} is not an image this can read: expected a PNG or JPEG file') from None
+        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{fn} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
     with im:  # closes the file, whatever happens
         _check_size(fn, im.size)
         try: im.load()  # the decoding happens here
@@ -92,29 +93,36 @@ def to_gray(im:Image.Image # any PIL mode: RGB, RGBA, L, LA, P, 1, I;16, CMYK ..
     return _gray(im)
 
 # %% ../nbs/09_predict.ipynb #98a96e18
+BORDER_SAMPLES = 2048  # at most this many pixels of each side of the border are used to fit the paper's level
+
+def _border(a:np.ndarray) -> tuple: # grey levels, h×w
+    "Border pixels of `a` (top, bottom, left, right; at most `BORDER_SAMPLES` per side, evenly spaced) with their (u, v) in 0…1"
+    h, w = a.shape
+    c, r = np.linspace(0, w - 1, min(w, BORDER_SAMPLES)).round().astype(int), np.linspace(0, h - 1, min(h, BORDER_SAMPLES)).round().astype(int)
+    u, v = c/max(w - 1, 1), r/max(h - 1, 1)
+    b = np.concatenate([a[0, c], a[-1, c], a[r, 0], a[r, -1]]).astype(np.float64)
+    return b, np.concatenate([u, u, np.zeros(len(r)), np.ones(len(r))]), np.concatenate([np.zeros(len(c)), np.ones(len(c)), v, v])
+
 def paper_level(a:np.ndarray # grey levels (any scale), from `to_gray`
                ) -> np.ndarray:
     "The paper's level at every pixel of `a`: a bilinear surface fitted to the border pixels (robustly)"
     h, w = a.shape
-    u, v = np.linspace(0, 1, w), np.linspace(0, 1, h)
-    bu = np.concatenate([u, u, np.zeros(h), np.ones(h)])  # top row, bottom row, left column, right column
-    bv = np.concatenate([np.zeros(w), np.ones(w), v, v])
-    b = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).astype(np.float64)
+    b, bu, bv = _border(a)  # a sample: however long the border, the fit's memory stays small
     X = np.stack([np.ones_like(bu), bu, bv, bu*bv], 1)
     keep = np.ones(len(b), bool)
     for _ in range(2):
         p = np.linalg.lstsq(X[keep], b[keep], rcond=None)[0]
         r = b - X@p
         keep = np.abs(r) <= 3*max(np.median(np.abs(r)), 1/255)  # drop outliers; at least 3/255 of slack
-    u, v, p = u.astype(np.float32), v.astype(np.float32), p.astype(np.float32)  # the full-size surface in float32
-    return (p[0] + p[1]*u)[None, :] + (p[2] + p[3]*u)[None, :]*v[:, None]
+    u, v, p = np.linspace(0, 1, w, dtype=np.float32), np.linspace(0, 1, h, dtype=np.float32), p.astype(np.float32)
+    return (p[0] + p[1]*u)[None, :] + (p[2] + p[3]*u)[None, :]*v[:, None]  # the full-size surface in float32
 
 # %% ../nbs/09_predict.ipynb #ac20df05
 def ink_only(a:np.ndarray, # grey levels in [0, 1], from `to_gray`
              name='the image' # for error messages
             ) -> np.ndarray:
     "Ink bright (up to 1) on a black (0) background, measured against the paper's level (light paper inverted)"
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    border = _border(a)[0]
     if np.median(border) > (a.min() + a.max())/2: a = 1 - a/np.maximum(paper_level(a), 1/255)  # light paper: the light the ink absorbs
     else: a = a - paper_level(a)  # dark background: the light the ink adds
     a = a.clip(0, None)
@@ -146,7 +154,9 @@ def fit_box(a:np.ndarray, # a cropped digit, from `crop_ink`
     h, w = a.shape
     s = size/max(h, w)
     nw, nh = max(1, round(w*s)), max(1, round(h*s))
-    r = np.asarray(Image.fromarray(a.astype(np.float32), mode='F').resize((nw, nh), Image.LANCZOS)).clip(0, 1)
+    im = Image.fromarray(a.astype(np.float32), mode='F')
+    if max(h, w) > 4096: im = im.reduce((max(1, w//2048), max(1, h//2048)))  # box-average a very long side first: Lanczos's weights grow with the scale
+    r = np.asarray(im.resize((nw, nh), Image.LANCZOS)).clip(0, 1)
     return r/r.max() if r.max() > 0 else r
 
 # %% ../nbs/09_predict.ipynb #c742e41c
@@ -176,31 +186,54 @@ def prepare_digit(img # a PNG or JPEG file (any size, colour, polarity), or a PI
     a = ink_only(to_gray(open_image(img)), name)
     return torch.from_numpy(centre_digit(fit_box(crop_ink(a)))).view(28*28)
 
+# %% ../nbs/09_predict.ipynb #17ff9f5b
+MIN_BACKGROUND = 0.18  # in a prepared digit, at least this fraction of the ink's bounding box is background (MNIST: 0.21 or more)
+MAX_GREY = 0.6  # and at most this fraction of its inked pixels is mid-grey, 0.1…0.5 (MNIST: 0.52 or less)
+
+def digit_doubt(x) -> str|None: # a prepared digit: 784 values in [0, 1], from `prepare_digit`
+    "Why `x` does not look like pen strokes (a reason, in words), or None if it may be a handwritten digit"
+    a = np.asarray(x, dtype=np.float32).reshape(28, 28)
+    rows, cols = np.nonzero((a > 0.5).any(1))[0], np.nonzero((a > 0.5).any(0))[0]
+    if not len(rows): return 'it has almost no ink'
+    box = a[rows[0]:rows[-1]+1, cols[0]:cols[-1]+1]
+    if (box < 0.1).mean() < MIN_BACKGROUND: return 'its ink fills its box, like a blob, a bar or noise, not pen strokes'
+    inked = a > 0.1
+    if (inked & (a < 0.5)).sum() > MAX_GREY*inked.sum(): return 'its ink is mostly grey smudges, like noise or a photo, not pen strokes'
+    return None
+
 # %% ../nbs/09_predict.ipynb #03ed79be
 def _load(model):
     "`(name, model, params, meta)` from a model file, or `model` itself if it is already that tuple"
     return load_model_file(model) if isinstance(model, (str, Path)) else model
 
 def predict(model, # a model file (from `save_model` or `mnist_train --save`), or the tuple `load_model` returns
-            images # picture files or PIL Images: one, or a list
+            images, # picture files or PIL Images: one, or a list
+            on_error=None # called as `on_error(image, exception)` for a picture that cannot be prepared, which is then skipped; None: raise
            ) -> list:
-    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`"
+    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`, `looks_like_digit`, `doubt`"
     name, fn, params, meta = _load(model)
     what = f'{model} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
     images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
-    if not images: return []
-    x = torch.stack([prepare_digit(o) for o in images])
+    good, xs = [], []
+    for img in images:
+        try: xs.append(prepare_digit(img)); good.append(img)
+        except (OSError, ValueError) as e:
+            if on_error is None: raise
+            on_error(img, e)
+    if not good: return []
+    x = torch.stack(xs)
     p = next((v for v in params.values() if v.is_floating_point()), x)  # the weights' device and precision
     try:
         with torch.no_grad(): scores = fn(x.to(device=p.device, dtype=p.dtype), **params).float().view(-1)
     except RuntimeError as e: raise ValueError(f'{what} could not score the images: {str(e).splitlines()[0]}') from None
-    if len(scores) != len(images): raise ValueError(f'{what} returned {len(scores)} scores for {len(images)} images')
+    if len(scores) != len(good): raise ValueError(f'{what} returned {len(scores)} scores for {len(good)} images')
     if not torch.isfinite(scores).all(): raise ValueError(f'{what} returned scores that are not finite numbers: its weights are broken')
     res = []
-    for img, score, p3 in zip(images, scores.tolist(), torch.sigmoid(scores).tolist()):
+    for img, xi, score, p3 in zip(good, xs, scores.tolist(), torch.sigmoid(scores).tolist()):
         file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
         label = 3 if score > 0 else 7  # the convention of every model in MODELS: a positive score means 3
-        res.append(dict(file=file, label=label, prob=p3 if label == 3 else 1 - p3, prob_3=p3))
+        doubt = digit_doubt(xi)
+        res.append(dict(file=file, label=label, prob=p3 if label == 3 else 1 - p3, prob_3=p3, looks_like_digit=doubt is None, doubt=doubt))
     return res
 
 # %% ../nbs/09_predict.ipynb #0ee82ff6
@@ -211,8 +244,15 @@ def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten 3 or 7'
                  ):
     "Say whether each picture shows a handwritten 3 or a 7, using a model saved by mnist_train"
     one_line_warnings('mnist_predict')
-    try:
-        if not model: raise ValueError('no model given: use --model FILE (make one with mnist_train --save FILE)')
-        res = predict(model, list(images))
-    except (OSError, ValueError) as e: sys.exit(print(f'mnist_predict: error: {e}', file=sys.stderr) or 2)
-    for r in res: print(jsonlib.dumps(r) if json else f"{r['file']}: {r['label']} (probability {r['prob']:.2f})")
+    def error(e): print(f'mnist_predict: error: {e}', file=sys.stderr)
+    with clean_exit('mnist_predict'):
+        if hasattr(sys.stdout, 'reconfigure'): sys.stdout.reconfigure(errors='surrogateescape')  # file names as the system gave them
+        failed = []
+        try:
+            if not model: raise ValueError('no model given: use --model FILE (make one with mnist_train --save FILE)')
+            res = predict(model, list(images), on_error=lambda img, e: failed.append(img) or error(e))
+        except (OSError, ValueError) as e: sys.exit(error(e) or 2)
+        for r in res:
+            if r['doubt']: warnings.warn(f"{r['file']} does not look like a handwritten digit ({r['doubt']}): its label means little")
+            print(jsonlib.dumps(r) if json else f"{r['file']}: {r['label']} (probability {r['prob']:.2f})", flush=True)
+        if failed: sys.exit(2)

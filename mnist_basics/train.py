@@ -4,57 +4,83 @@
 
 # %% ../nbs/07_train.ipynb #76b13d07
 from __future__ import annotations
-import json as jsonlib, math, os, pickle, sys, tempfile, time, warnings
+import errno, json as jsonlib, math, os, pickle, signal, stat, sys, tempfile, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, store_true
-from .data import load_mnist, MnistData
+from .data import load_mnist, MnistData, what_is, _umask
 from .linear import exact_accuracy
 from .net import MODELS
 from .fast import fast_fit
 from .cnn import fit_cnn # also registers 'cnn' in MODELS
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'FITTERS', 'check_settings', 'check_writable', 'save_model', 'load_model', 'settings', 'default_device',
-           'train', 'one_line_warnings', 'peak_rss_mb', 'mnist_train']
+__all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'check_settings', 'save_target', 'check_writable',
+           'save_model', 'load_model', 'settings', 'default_device', 'train', 'one_line_warnings', 'peak_rss_mb',
+           'Terminated', 'clean_exit', 'mnist_train']
 
 # %% ../nbs/07_train.ipynb #192baca5
-def check_settings(model:str, epochs:int, lr:float, bs:int, save=None, std:float=0.1):
+MAX_SEED = 2**64 - 1 # the largest seed `torch.manual_seed` takes
+
+def check_settings(model:str, epochs:int, lr:float, bs:int, save=None, std:float=0.1, seed:int=0):
     "Raise a ValueError naming the first bad setting; `save` must be a writable file path"
     if model not in MODELS: raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
     if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0): raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs (batch size) must be a positive integer, got {bs!r}")
     if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0): raise ValueError(f"std must be a positive finite number, got {std!r}")
+    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED): raise ValueError(f"seed must be an integer from 0 to 2**64 - 1, got {seed!r}")
     if save is not None: check_writable(save)
 
-def check_writable(fn):
-    "Raise a ValueError unless a file can be written at `fn` (tried with a temporary file beside it)"
+# %% ../nbs/07_train.ipynb #aeb9dae9
+def save_target(fn) -> Path: # the file name given to `--save` or `save_model`
+    "The file a save to `fn` replaces: `fn`, or the file a symlink `fn` points to; a ValueError unless that is a regular file or nothing"
     fn = Path(fn)
-    if fn.is_dir(): raise ValueError(f"cannot save to {fn}: it is a folder; give a file name such as {fn/'model.pt'}")
-    if not fn.parent.is_dir(): raise ValueError(f"cannot save to {fn}: the folder {fn.parent} does not exist")
-    try: tempfile.TemporaryFile(dir=fn.parent).close()
-    except OSError as e: raise ValueError(f"cannot save to {fn}: the folder {fn.parent} is not writable ({e.strerror})") from e
+    real = Path(os.path.realpath(fn)) # a symlink is followed: the file it points to is replaced, the link kept
+    kind = what_is(real)
+    if kind == 'a folder': raise ValueError(f"cannot save to {fn}: it is a folder; give a file name such as {fn/'model.pt'}")
+    if kind not in ('a file', 'missing'): raise ValueError(f"cannot save to {fn}: it is {kind}, not a regular file; give a new file name or a model file to replace")
+    if not real.parent.is_dir(): raise ValueError(f"cannot save to {fn}: the folder {real.parent} does not exist")
+    return real
+
+def _temp_beside(fn:Path) -> tuple: # the file to be replaced
+    "`(fd, name)` of a new private temporary file beside `fn`, with a short name however long `fn`'s is"
+    return tempfile.mkstemp(prefix=fn.name[:64] + '.', suffix='.tmp', dir=fn.parent)
+
+def check_writable(fn):
+    "Raise a ValueError unless a save to `fn` would work: tried now with the temporary file (and new file) the save will make"
+    real = save_target(fn)
+    try:
+        fd, tmp = _temp_beside(real); os.close(fd); os.unlink(tmp)
+        if not real.exists(): os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL)); os.unlink(real)
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {fn}: the file name is too long for this file system") from None
+        raise ValueError(f"cannot save to {fn}: the folder {real.parent} is not writable ({e.strerror})") from None
 
 # %% ../nbs/07_train.ipynb #ed025fed
-def save_model(fn, # file to write (replaced atomically)
+def save_model(fn, # file to write (replaced atomically; a symlink's target is replaced)
                model:str, # a name in `MODELS`
                params:dict, # the trained tensors
                **meta # anything else worth keeping: accuracy, epochs, ...
               ) -> Path:
-    "Save `params` of `model` with `meta` to `fn`, via a temporary file"
-    fn = Path(fn)
+    "Save `params` of `model` with `meta` to `fn`, via a temporary file; only over a regular file, whose permissions are kept"
+    real = save_target(fn)
     state = dict(format='mnist_basics', model=model, params={k: v.detach().cpu() for k, v in params.items()}, meta=meta)
-    fd, tmp = tempfile.mkstemp(prefix=fn.name + '.', suffix='.tmp', dir=fn.parent)
+    fd, tmp = _temp_beside(real)
     try:
+        os.fchmod(fd, stat.S_IMODE(real.stat().st_mode) if real.exists() else 0o666 & ~_umask()) # as before, or as a new file would be
         with os.fdopen(fd, 'wb') as f: torch.save(state, f)
-        os.replace(tmp, fn)
+        os.replace(tmp, real)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return fn
+    return Path(fn)
 
 # %% ../nbs/07_train.ipynb #1352f5e7
+MAX_MODEL_BYTES = 100_000_000 # largest model file `load_model` reads (the lesson's are 0.1 MB)
+MAX_PARAMS = 10_000_000 # most numbers a model file's architecture may ask for (40 MB as float32)
+
 def _unreadable_reason(e:Exception) -> str:
     "Why `torch.load` could not read a file, in a few words (torch's own message is a page long)"
     msg = str(e)
@@ -65,12 +91,38 @@ def _unreadable_reason(e:Exception) -> str:
     first = msg.strip().splitlines()[0]
     return first if len(first) <= 120 else first[:120].rsplit(' ', 1)[0] + ' …'
 
+def _not_torch_file(fn:Path) -> str|None: # a regular file
+    "What `fn` is, from its first bytes, when it is not the zip archive `torch.save` writes (None when it is one)"
+    with open(fn, 'rb') as f: head = f.read(512)
+    if head.startswith(b'PK\x03\x04'): return None
+    if not head: return 'the file is empty'
+    kinds = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'\x1f\x8b': 'gzip-compressed data', b'\x80': 'a plain Python pickle'}
+    kind = next((k for magic, k in kinds.items() if head.startswith(magic)), None)
+    if kind is None:
+        try: head.decode('utf-8'); kind = 'text'
+        except UnicodeDecodeError: kind = 'binary data of an unknown kind'
+    return f'it is {kind}, not a file written by torch.save'
+
+def _expected_shapes(fn, name:str, make_params, arch) -> dict: # file (for messages), model name, its parameter maker, saved settings
+    "The tensor shapes of model `name` built with `arch`, worked out on PyTorch's 'meta' device (no memory), within `MAX_PARAMS`"
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device('meta'): shapes = {k: v.shape for k, v in make_params(**arch).items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError): raise ValueError(f"{fn}: its architecture settings {arch!r} do not fit model {name!r}") from None
+    n = sum(math.prod(s) for s in shapes.values())
+    if n > MAX_PARAMS: raise ValueError(f"{fn}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
+    return shapes
+
 def load_model(fn, # a file written by `save_model`
                device=None # where to put the tensors; default CPU
               ):
     "The `(name, model, params, meta)` saved in `fn`, checked against the model's expected shapes"
     fn = Path(fn)
-    if not fn.is_file(): raise FileNotFoundError(f"model file not found: {fn}")
+    kind = what_is(fn) # checked first: opening a FIFO would wait forever
+    if kind == 'missing': raise FileNotFoundError(f"model file not found: {fn}")
+    if kind != 'a file': raise ValueError(f"{fn} is {kind}, not a model file")
+    if (size := fn.stat().st_size) > MAX_MODEL_BYTES:
+        raise ValueError(f"{fn} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
+    if why := _not_torch_file(fn): raise ValueError(f"{fn} is not a mnist_basics model file (unreadable: {why})")
     try: state = torch.load(fn, weights_only=True, map_location=device or 'cpu')
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and 'GLOBAL' in str(e): # a class or function: code, not data
@@ -83,8 +135,7 @@ def load_model(fn, # a file written by `save_model`
     name, params, meta = state['model'], state['params'], state.get('meta', {})
     if name not in MODELS: raise ValueError(f"{fn}: unknown model {name!r}; this version knows {', '.join(MODELS)}")
     model, make_params = MODELS[name]
-    try: expected = {k: v.shape for k, v in make_params(**meta.get('arch', {})).items()}
-    except TypeError as e: raise ValueError(f"{fn}: its architecture settings {meta.get('arch')!r} do not fit model {name!r}") from e
+    expected = _expected_shapes(fn, name, make_params, meta.get('arch', {}))
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
     if got != expected: raise ValueError(f"{fn}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
     return name, model, params, meta
@@ -115,14 +166,15 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
          ) -> dict:
     "Train `model` on the 3s and 7s; a summary dict (with the trained `params` and per-epoch `history`)"
     epochs, lr, bs = settings(model, epochs, lr, bs)
-    check_settings(model, epochs, lr, bs, std=std)
+    check_settings(model, epochs, lr, bs, std=std, seed=seed)
     dev = torch.device(device) if device else default_device()
     t0 = time.perf_counter()
     ds = data if isinstance(data, MnistData) else load_mnist(data)
     torch.manual_seed(seed)
     fn, make_params = MODELS[model]
     params = {k: v.detach().to(dev).requires_grad_() for k, v in make_params(std=std).items()}
-    history = FITTERS[model](params, ds, epochs=epochs, lr=lr, bs=bs, log=log)
+    fit_bs = min(bs, len(ds.train_x)) # a batch larger than the data is all of it: no buffer bigger than the data
+    history = FITTERS[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
     acc = exact_accuracy(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
     return dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed, std=std, dataset=str(ds.path), n_train=len(ds.train_x),
                 n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=round((1-acc)*len(ds.valid_x)),
@@ -145,6 +197,25 @@ def peak_rss_mb() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb/1024/(1024 if sys.platform == 'darwin' else 1), 1)
 
+class Terminated(Exception): "Raised on SIGTERM inside `clean_exit`, so that cleanup runs as it does for Ctrl-C"
+
+@contextmanager
+def clean_exit(prog:str): # the command's name, e.g. 'mnist_train'
+    "Ctrl-C (exit 130) or SIGTERM (143): one line after cleanup has run; a closed output pipe (`| head`, 141): quiet"
+    def on_term(signum, frame): raise Terminated()
+    try: old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError: old = None # not the main thread: SIGTERM left alone
+    try: yield
+    except (KeyboardInterrupt, Terminated) as e:
+        print(f'{prog}: {"terminated" if isinstance(e, Terminated) else "interrupted"}', file=sys.stderr)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
+    except BrokenPipeError:
+        try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()) # nothing more to write: no error at exit
+        except (OSError, ValueError): pass
+        sys.exit(141)
+    finally:
+        if old is not None: signal.signal(signal.SIGTERM, old)
+
 # %% ../nbs/07_train.ipynb #deed7263
 @call_parse
 def mnist_train(model:str='net', # model to train: linear, net or cnn
@@ -160,17 +231,20 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
     "Train the lesson's model on handwritten 3s and 7s and report its validation accuracy"
     one_line_warnings('mnist_train')
     def fail(e, status): sys.exit(print(f'mnist_train: error: {e}', file=sys.stderr) or status)
-    try:
-        epochs, lr, bs = settings(model, epochs, lr, bs)
-        check_settings(model, epochs, lr, bs, save, std)
-        ds = load_mnist(data) # bad data stops here, with the path and what was expected
-    except (ValueError, OSError) as e: fail(e, 2)
-    try: res = train(model, epochs, lr, bs, seed, std, ds, log=lambda s: print(s, flush=True))
-    except FloatingPointError as e: fail(e, 1)
-    if save: save_model(save, model, res['params'], accuracy=res['valid_accuracy'], epochs=epochs, lr=lr, bs=bs, seed=seed, std=std)
-    summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
-    summary['peak_rss_mb'] = peak_rss_mb()
-    if save: summary['saved'] = str(save)
-    if json: print(jsonlib.dumps(summary))
-    else: print(f"{model}: validation accuracy {res['valid_accuracy']:.4f} ({res['n_wrong']} of {res['n_valid']} wrong) "
-                f"after {epochs} epochs in {res['seconds']:.2f} s on {res['device']}; peak memory {summary['peak_rss_mb']} MiB")
+    with clean_exit('mnist_train'):
+        try:
+            epochs, lr, bs = settings(model, epochs, lr, bs)
+            check_settings(model, epochs, lr, bs, save, std, seed)
+            ds = load_mnist(data) # bad data stops here, with the path and what was expected
+        except (ValueError, OSError) as e: fail(e, 2)
+        try: res = train(model, epochs, lr, bs, seed, std, ds, log=lambda s: print(s, flush=True))
+        except FloatingPointError as e: fail(e, 1)
+        if save:
+            try: save_model(save, model, res['params'], accuracy=res['valid_accuracy'], epochs=epochs, lr=lr, bs=bs, seed=seed, std=std)
+            except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
+        summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+        summary['peak_rss_mb'] = peak_rss_mb()
+        if save: summary['saved'] = str(save)
+        if json: print(jsonlib.dumps(summary), flush=True)
+        else: print(f"{model}: validation accuracy {res['valid_accuracy']:.4f} ({res['n_wrong']} of {res['n_valid']} wrong) "
+                    f"after {epochs} epochs in {res['seconds']:.2f} s on {res['device']}; peak memory {summary['peak_rss_mb']} MiB", flush=True)

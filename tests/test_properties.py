@@ -1,0 +1,145 @@
+"""Property-based tests (hypothesis): generated odd inputs to `prepare_digit`, `load_model`, `read_digit`/`load_stacks` and
+`extract_tgz` give a valid result or one of the documented exceptions (ValueError, FileNotFoundError), quickly.
+No real data needed; bounded to about a minute in all (`max_examples` and `deadline` below)."""
+import io, os, tarfile, tempfile, zlib
+from pathlib import Path
+
+import numpy as np, pytest, torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+import mnist_basics.data as data
+from mnist_basics.net import MODELS
+from mnist_basics.predict import MAX_PIXELS, draw_digit, prepare_digit
+from mnist_basics.train import load_model, save_model
+
+DOCUMENTED = (ValueError, FileNotFoundError)  # what the functions raise for bad input; anything else is a bug
+FAST = settings(max_examples=30, deadline=3000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+MODES = ['1', 'L', 'P', 'RGB', 'RGBA', 'LA', 'I', 'I;16', 'F', 'CMYK']
+
+
+def picture(w, h, mode, content, seed):
+    "A `w`×`h` picture in `mode`: noise, blank, a drawn digit or a stroke"
+    rng = np.random.default_rng(seed)
+    if content == 'noise': im = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8))
+    elif content == 'blank': im = Image.new('L', (w, h), int(rng.integers(0, 256)))
+    elif content == 'digit': im = draw_digit(int(rng.choice([3, 7])), (w, h), mode='L')
+    else:
+        a = np.full((h, w), 255, np.uint8); a[h//3:max(h//3 + 1, 2*h//3), w//4:max(w//4 + 1, 3*w//4)] = 0; im = Image.fromarray(a)
+    return im.convert(mode) if mode not in ('I;16',) else Image.fromarray(np.asarray(im.convert('L'), dtype=np.uint16)*257)
+
+
+@FAST
+@given(w=st.integers(1, 400), h=st.integers(1, 400), stretch=st.sampled_from([1, 1, 50, 2000]), mode=st.sampled_from(MODES),
+       content=st.sampled_from(['noise', 'blank', 'digit', 'stroke']), seed=st.integers(0, 2**16), fmt=st.sampled_from([None, 'PNG', 'JPEG']),
+       cut=st.sampled_from([None, 0.1, 0.5, 0.9]))
+def test_prepare_digit_valid_or_documented_error(tmp_path, w, h, stretch, mode, content, seed, fmt, cut):
+    w = min(w*stretch, MAX_PIXELS//h)  # very elongated pictures too, up to the pixel limit
+    im = picture(w, h, mode, content, seed)
+    src = im
+    if fmt:
+        if fmt == 'JPEG' and im.mode not in ('L', 'RGB', 'CMYK'): im = im.convert('RGB')
+        if fmt == 'PNG' and im.mode in ('I', 'F', 'CMYK'): im = im.convert('RGB')  # modes PNG cannot store
+        buf = io.BytesIO(); im.save(buf, format=fmt); b = buf.getvalue()
+        src = tmp_path/f'p.{fmt.lower()}'
+        src.write_bytes(b[:int(len(b)*cut)] if cut else b)
+    try: x = prepare_digit(src)
+    except DOCUMENTED: return
+    assert x.shape == (784,) and x.dtype == torch.float32
+    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+
+
+ARCH_VALUES = st.one_of(st.integers(-10, 100), st.integers(10**6, 10**40), st.text(max_size=3), st.none(), st.floats(allow_nan=True))
+
+@settings(max_examples=40, deadline=3000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(['linear', 'net', 'cnn', 'other', '']), arch=st.one_of(st.none(), st.dictionaries(
+           st.sampled_from(['n_hidden', 'std', 'width', '']), ARCH_VALUES, max_size=2), st.lists(st.integers(), max_size=2)),
+       shapes=st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=3), max_size=4), use_real=st.booleans(),
+       fmt=st.sampled_from(['mnist_basics', 'other', None]), cut=st.sampled_from([None, 0, 10, 100, 0.5, 0.99]))
+def test_load_model_valid_or_documented_error(tmp_path, name, arch, shapes, use_real, fmt, cut):
+    if use_real and name in MODELS: params = {k: v.detach() for k, v in MODELS[name][1]().items()}
+    else: params = {f'p{i}': torch.zeros(s) for i, s in enumerate(shapes)}
+    meta = {} if arch is None else dict(arch=arch)
+    fn = tmp_path/'m.pt'
+    torch.save(dict(format=fmt, model=name, params=params, meta=meta), fn)
+    if cut is not None:
+        b = fn.read_bytes(); fn.write_bytes(b[:int(len(b)*cut) if isinstance(cut, float) else cut])
+    try: got = load_model(fn)
+    except DOCUMENTED: return
+    n, model, ps, m = got
+    assert n in MODELS and {k: v.shape for k, v in ps.items()} == {k: v.shape for k, v in MODELS[n][1](**m.get('arch', {})).items()}
+
+
+def png_bytes(w, h, mode, fmt, seed):
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).convert(mode)
+    if fmt == 'JPEG' and im.mode not in ('L', 'RGB'): im = im.convert('L')
+    buf = io.BytesIO(); im.save(buf, format=fmt); return buf.getvalue()
+
+def forged(w, h):
+    "A PNG header claiming `w`×`h` pixels"
+    b = bytearray(png_bytes(1, 1, 'L', 'PNG', 0))
+    b[16:24] = w.to_bytes(4, 'big') + h.to_bytes(4, 'big'); b[29:33] = zlib.crc32(bytes(b[12:29])).to_bytes(4, 'big')
+    return bytes(b)
+
+IMAGE_BYTES = st.one_of(
+    st.builds(png_bytes, st.sampled_from([28, 27, 1, 56]), st.sampled_from([28, 29, 1]), st.sampled_from(['L', 'RGB', 'P', '1', 'I', 'LA']),
+              st.sampled_from(['PNG', 'PNG', 'JPEG', 'GIF', 'BMP']), st.integers(0, 100)),
+    st.builds(forged, st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1)),
+    st.binary(max_size=200))
+
+@FAST
+@given(content=IMAGE_BYTES, cut=st.sampled_from([None, 8, 33, 0.5, 0.95]))
+def test_read_digit_valid_or_documented_error(tmp_path, content, cut):
+    fn = tmp_path/'d.png'
+    fn.write_bytes(content[:int(len(content)*cut) if isinstance(cut, float) else cut])
+    try: a = data.read_digit(fn)
+    except ValueError as e:
+        assert str(fn) in str(e)
+        return
+    assert a.shape == (28, 28) and a.dtype == np.uint8
+
+
+@settings(max_examples=15, deadline=5000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(odd=st.dictionaries(st.sampled_from(['train/3', 'train/7', 'valid/3', 'valid/7']), IMAGE_BYTES, max_size=2),
+       names=st.lists(st.text(alphabet='ab.-_ é', min_size=1, max_size=8), max_size=2), cache=st.booleans())
+def test_load_stacks_valid_or_documented_error(tmp_path_factory, odd, names, cache):
+    root = tmp_path_factory.mktemp('d')
+    for k in ['train/3', 'train/7', 'valid/3', 'valid/7']:
+        (root/k).mkdir(parents=True)
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root/k/'0.png')
+    for (k, b), name in zip(odd.items(), names + ['x.png']*2): (root/k/name).write_bytes(b)
+    for _ in range(2):  # the second time from the cache, if one was written
+        try: stacks = data.load_stacks(root, cache=cache)
+        except ValueError: return
+        assert all(v.dtype == torch.uint8 and v.shape[1:] == (28, 28) and len(v) >= 1 for v in stacks.values())
+
+
+MEMBER_NAMES = st.sampled_from(['m', 'm/train', 'm/train/3', 'm/train/3/0.png', 'm/valid/7/0.png', './train/3/0.png', 'train/7/1.png',
+                                'valid', 'x/y.png', '../evil', '/abs', 'm/../../evil', 'm/link', '.', './', 'labels.csv'])
+MEMBERS = st.lists(st.tuples(MEMBER_NAMES, st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
+                                                            tarfile.FIFOTYPE])), min_size=0, max_size=8)
+
+@settings(max_examples=40, deadline=3000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=MEMBERS, cut=st.sampled_from([None, 0, 10, 0.5, 0.9]), again=st.booleans())
+def test_extract_tgz_inside_its_folder_or_documented_error(tmp_path_factory, members, cut, again):
+    root = tmp_path_factory.mktemp('t')
+    dest = root/'dest'; dest.mkdir()
+    (root/'outside.txt').write_text('keep')
+    fn = dest/'a.tgz'
+    with tarfile.open(fn, 'w:gz') as tf:
+        for name, kind in members:
+            m = tarfile.TarInfo(name); m.type = kind
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE): m.linkname = '../outside.txt'
+            payload = png_bytes(28, 28, 'L', 'PNG', 0) if kind == tarfile.REGTYPE else b''
+            m.size = len(payload)
+            tf.addfile(m, io.BytesIO(payload) if payload else None)
+    if cut is not None:
+        b = fn.read_bytes(); fn.write_bytes(b[:int(len(b)*cut) if isinstance(cut, float) else cut])
+    for _ in range(2 if again else 1):
+        try: out = data.extract_tgz(fn)
+        except ValueError: out = None
+        if out is not None: assert out.parent == dest and out.is_dir()
+    assert sorted(p.name for p in root.iterdir()) == ['dest', 'outside.txt'] and (root/'outside.txt').read_text() == 'keep'
+    assert not [p for p in dest.iterdir() if '.partial-' in p.name]  # nothing half-done left behind
