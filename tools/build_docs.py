@@ -120,13 +120,21 @@ def show_doc_md(sd) -> str:
     except Exception: line = None
     return md.replace('#LNone', f'#L{line}' if line else '')
 
+class title_first:
+    "Put the title cell (the first markdown cell with a `# Title`) first, as nbdev's docs do with the title"
+    def __init__(self, nb): self.nb = nb
+    def begin(self):
+        cells = self.nb.cells
+        i = next((i for i, c in enumerate(cells) if c.cell_type == 'markdown' and re.search(r'^#\s+\S', c.source or '', re.M)), None)
+        if i: cells.insert(0, cells.pop(i))
+
 def process_nb(path):
     "The notebook at `path` as nbdev's docs would show it (an execnb notebook)"
     from nbdev.process import NBProcessor
     from nbdev.processors import (populate_language, add_show_docs, strip_ansi, hide_line, rm_header_dash, hide_,
                                   clean_magics, strip_hidden_metadata)
     procs = [populate_language, add_show_docs, strip_ansi, hide_line, rm_header_dash, hide_, rm_hidden, clean_magics,
-             quarto_options, drop_stderr, render_show_docs, strip_hidden_metadata]
+             quarto_options, drop_stderr, render_show_docs, strip_hidden_metadata, title_first]
     proc = NBProcessor(path, procs)
     proc.process()
     return proc.nb
@@ -328,7 +336,7 @@ def mkdocs_config(cfg, docs, out, nav) -> dict:
                    features=['navigation.sections', 'navigation.top', 'navigation.footer', 'toc.follow',
                              'content.code.copy', 'search.highlight'],
                    palette=[dict(scheme='default', primary='indigo', accent='indigo')]),
-        plugins=['search', 'offline'],
+        plugins=['search'],  # served over http it needs no network; Material's offline plugin would load a shim from a CDN
         markdown_extensions=['tables', 'attr_list', 'md_in_html', 'admonition', 'def_list',
                              {'toc': {'permalink': True}},
                              {'pymdownx.highlight': {'use_pygments': True, 'pygments_lang_class': True}},
