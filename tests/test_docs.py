@@ -262,6 +262,7 @@ class CDP:
             await asyncio.sleep(0.1)
         raise TimeoutError(f'{url} did not finish loading')
     async def shot(self, fn):
+        await asyncio.sleep(0.5)  # let the header's title transition finish
         png = base64.b64decode((await self('Page.captureScreenshot', format='png'))['data'])
         Path(fn).write_bytes(png); return Path(fn)
 
