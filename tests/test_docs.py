@@ -42,15 +42,17 @@ class Page(HTMLParser):
     "What the tests need from one HTML page: its tags' attributes, ids, text, and the text of code and output blocks"
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
-        self.tags, self.ids, self.text, self.h1, self.title = [], set(), [], [], []
+        self.tags, self.ids, self.text, self.h1s, self.title = [], set(), [], [], []
         self._in = []
         self.feed(text)
         self.text = ''.join(self.text)
+        self.h1 = self.h1s[0] if self.h1s else []  # the page's title: its first h1
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append((tag, a))
         if 'id' in a: self.ids.add(a['id'])
         if tag == 'a' and 'name' in a: self.ids.add(a['name'])
+        if tag == 'h1': self.h1s.append([])
         if tag not in ('br', 'img', 'link', 'meta', 'input', 'hr', 'source', 'path', 'rect', 'circle', 'line'):
             self._in.append(tag)
     def handle_endtag(self, tag):
@@ -58,7 +60,7 @@ class Page(HTMLParser):
             while self._in and self._in.pop() != tag: pass
     def handle_data(self, data):
         self.text.append(data)
-        if 'h1' in self._in: self.h1.append(data)
+        if 'h1' in self._in: self.h1s[-1].append(data)
         if self._in and self._in[-1] == 'title': self.title.append(data)
 
 def read_page(path) -> Page: return Page(Path(path).read_text(encoding='utf-8'))

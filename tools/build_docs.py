@@ -29,14 +29,14 @@ def settings(path=root/'settings.ini'):
     cfg.read(path, encoding='utf-8')
     return cfg['DEFAULT']
 
-def nb_title(path) -> str:
-    "The notebook's title: the text of its first markdown cell's `# Title` line (else its file name)"
+def nb_title(path, default=True) -> str:
+    "The notebook's title: the text of its first markdown cell's `# Title` line (else its file name, or None)"
     for cell in json.loads(Path(path).read_text(encoding='utf-8'))['cells']:
         if cell['cell_type'] != 'markdown': continue
         for line in ''.join(cell['source']).splitlines():
             m = re.match(r'#\s+(.+?)\s*#*\s*$', line)
             if m: return m.group(1)
-    return Path(path).stem
+    return Path(path).stem if default else None
 
 def plain_title(title) -> str:
     "`title` without Markdown marks (backticks, emphasis), for the navigation and the browser tab"
@@ -307,6 +307,7 @@ def build(out=None, quiet=False):
             md_file.parent.mkdir(parents=True, exist_ok=True)
             if not quiet: print(f'  {rel}: {plain_title(title)}')
             page = nb_markdown(process_nb(nb_path), md_file.parent/f'{Path(md_rel).stem}_files')
+            if nb_title(nb_path, default=False) is None: page = f'# {title}\n\n{page}'  # a notebook without one
             md_file.write_text(f'---\ntitle: {json.dumps(plain_title(title))}\n---\n\n{page}', encoding='utf-8')
             entry = {plain_title(title) if md_rel != 'index.md' else 'Home': md_rel}
             if section is None: nav.append(entry)
