@@ -292,6 +292,13 @@ PLOT_JS = f'''(async () => {{ const visible = {VISIBLE_JS};
   return {{src: plot.getAttribute('src'), loaded: plot.complete && plot.naturalWidth > 0, visible: visible(plot),
           shown: [Math.round(r.width), Math.round(r.height)], natural: [plot.naturalWidth, plot.naturalHeight]}}; }})()'''
 
+MATHS_JS = f'''(async () => {{ const visible = {VISIBLE_JS};
+  const m = document.querySelector('article math');
+  m.scrollIntoView({{block: 'center'}});
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const r = m.getBoundingClientRect();
+  return {{visible: visible(m), shown: [Math.round(r.width), Math.round(r.height)], text: m.textContent}}; }})()'''
+
 SEARCH_JS = '''(async (q) => { const input = document.querySelector('input.md-search__input');
   if (!input) return null;
   document.querySelector('label[for=__search]')?.click(); input.focus(); input.value = q;
@@ -314,6 +321,7 @@ def test_browser_shows_title_and_plot(site, tmp_path):
     def has_plot(nb): return any(int(w) >= 200 for w in re.findall(r'<img class="nb-image"[^>]* width="(\d+)"',
                                                                     (out/page_file(nb)).read_text(encoding='utf-8')))
     lesson = next(nb for s, nb in PAGES if s == 'Lessons' and has_plot(nb))  # the first lesson with a plot
+    maths_page = next((nb for _, nb in PAGES if '<math' in (out/page_file(nb)).read_text(encoding='utf-8')), None)
     port = _free_port()
     server = subprocess.Popen([sys.executable, '-m', 'http.server', str(port), '--bind', '127.0.0.1', '--directory', str(out)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -348,6 +356,10 @@ def test_browser_shows_title_and_plot(site, tmp_path):
             res['lesson_shot'] = await cdp.shot(shots/f'docs_{lesson.stem}_top.png')
             res['plot'] = await cdp.js(PLOT_JS)
             res['plot_shot'] = await cdp.shot(shots/f'docs_{lesson.stem}_plot.png')
+            if maths_page:  # MathML laid out by the browser itself, no script
+                await cdp.goto(base + page_file(maths_page))
+                res['maths'] = await cdp.js(MATHS_JS)
+                res['maths_shot'] = await cdp.shot(shots/f'docs_{maths_page.stem}_maths.png')
             # a phone: 390 px wide
             await cdp('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=2, mobile=True)
             await cdp.goto(base + page_file(lesson))
@@ -377,4 +389,5 @@ def test_browser_shows_title_and_plot(site, tmp_path):
     assert phone['h1'] == title and phone['h1_visible'], phone
     assert phone['scroll_width'] <= phone['width'] + 1, f'the page is wider than a phone: {phone}'
     assert res['phone_plot']['visible'] and res['phone_plot']['shown'][0] <= 390, res['phone_plot']
+    if maths_page: assert res['maths']['visible'] and min(res['maths']['shown']) > 5, res['maths']
     for k in ('home_shot', 'lesson_shot', 'plot_shot', 'phone_shot'): assert res[k].stat().st_size > 10_000, k
