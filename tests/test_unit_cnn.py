@@ -166,3 +166,11 @@ def test_fit_cnn_divergence_names_the_epoch():
     data.train_x[:] = torch.nan
     with pytest.raises(FloatingPointError, match='^training diverged in epoch 0: the training loss is nan'):
         fit_cnn(cnn_params(), data, epochs=2, log=None)
+
+def test_fit_cnn_passes_progress_and_uses_one_thread(monkeypatch):
+    seen, real = [], torch.set_num_threads
+    monkeypatch.setattr(cnn, 'epoch_range', lambda epochs, progress=False: seen.append(progress) or range(epochs))
+    real(2); monkeypatch.setattr(torch, 'set_num_threads', lambda n: seen.append(n) or real(n))
+    try: fit_cnn(cnn_params(), synthetic_mnist(16, 4), epochs=1, progress=True, log=None)
+    finally: real(1)
+    assert seen == [1, True, 2]

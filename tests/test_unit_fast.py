@@ -111,6 +111,18 @@ def test_fast_fit_calls_a_score_of_zero_a_7():
     h = fast_fit(params, data, epochs=1, lr=0., log=None)
     assert h[0]['valid_accuracy'] == pytest.approx(20/30) == exact_accuracy(linear1, params, data.valid_x, data.valid_y)
     assert h[0]['train_loss'] == pytest.approx(0.5)
+    params['bias'].fill_(0.5)  # every score 0.5: every image called a 3
+    assert fast_fit(params, data, epochs=1, lr=0., log=None)[0]['valid_accuracy'] == pytest.approx(10/30)
+
+def test_fast_fit_uses_one_thread_then_restores():
+    seen, real = [], torch.set_num_threads
+    real(2)
+    try:
+        import unittest.mock as um
+        with um.patch.object(torch, 'set_num_threads', lambda n: seen.append(n) or real(n)):
+            fast_fit(linear_params(), synthetic_mnist(40, 10), epochs=1, log=None)
+    finally: real(1)
+    assert seen == [1, 2]
 
 def test_fast_fit_divergence_names_the_epoch():
     data = synthetic_mnist(n_train=40, n_valid=10)

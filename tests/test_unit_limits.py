@@ -1,5 +1,5 @@
 "Unit tests of the safety limits: picture size in `predict`, archive members in `extract_tgz`, image checks in `read_digit`."
-import io, os, stat, tarfile, zlib
+import io, os, re, stat, tarfile, zlib
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
@@ -48,6 +48,22 @@ def test_pils_own_limits_read_as_ours(tmp_path, w, h):
     fn = forged_png(tmp_path/'huge.png', w, h)
     with pytest.raises(ValueError) as e: open_image(fn)
     assert str(e.value) == too_big(fn, f'{w*h:,} pixels')
+
+def test_a_pil_limit_message_without_a_count_is_passed_on(tmp_path, monkeypatch):
+    "Should PIL's message not give the number of pixels, ours quotes it"
+    def bomb(fn, formats): raise Image.DecompressionBombError('some other wording')
+    monkeypatch.setattr(Image, 'open', bomb)
+    with pytest.raises(ValueError) as e: open_image(forged_png(tmp_path/'huge.png', 10, 10))
+    assert str(e.value) == too_big(tmp_path/'huge.png', 'some other wording')
+
+def test_other_warnings_while_opening_are_not_errors(tmp_path, monkeypatch):
+    "Only PIL's decompression-bomb warning becomes an error: any other warning while reading the header is let through"
+    fn = Image.new('L', (8, 8)).save(tmp_path/'ok.png') or tmp_path/'ok.png'
+    real = Image.open
+    def warns(f, formats):
+        import warnings; warnings.warn('an odd chunk', UserWarning); return real(f, formats=formats)
+    monkeypatch.setattr(Image, 'open', warns)
+    with pytest.warns(UserWarning, match='an odd chunk'): assert open_image(fn).size == (8, 8)
 
 def test_open_image_refuses_other_files(tmp_path):
     with pytest.raises(FileNotFoundError) as e: open_image(tmp_path/'nine.png')
@@ -133,14 +149,24 @@ def test_extract_tgz_refusals(tmp_path):
     with pytest.raises(ValueError, match=r'expected one top-level folder in the archive \(like mnist_sample/\), found \[\]$'):
         data.extract_tgz(empty)
     bad = make_tgz(tmp_path/'bad.tgz', [('mnist', None, 0o755), ('mnist/../../x.txt', b'x', 0o644)])
-    with pytest.raises(ValueError, match='unsafe archive member'): data.extract_tgz(bad)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(bad))}: unsafe archive member"): data.extract_tgz(bad)
     assert sorted(os.listdir(tmp_path)) == ['bad.tgz', 'empty.tgz']
 
 def test_extract_tgz_first_member_unsafe(tmp_path):
     "Even the first member, checked alone before anything else, is refused"
     bad = make_tgz(tmp_path/'bad.tgz', [('../x.txt', b'x', 0o644)])
-    with pytest.raises(ValueError, match="unsafe archive member '../x.txt'"): data.extract_tgz(bad)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(bad))}: unsafe archive member '../x.txt'"): data.extract_tgz(bad)
     assert os.listdir(tmp_path) == ['bad.tgz']
+
+@pytest.mark.parametrize('kind', ['text', 'plain-tar'])
+def test_extract_tgz_refuses_what_is_not_a_gzipped_tar(tmp_path, kind):
+    fn = tmp_path/'a.tgz'
+    if kind == 'text': fn.write_text('not an archive')
+    else:
+        with tarfile.open(fn, 'w') as tf: m = tarfile.TarInfo('mnist'); m.type = tarfile.DIRTYPE; tf.addfile(m)
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn)
+    assert str(e.value).startswith(f"{fn}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): ")
+    assert os.listdir(tmp_path) == ['a.tgz']
 
 def test_move_into_place(tmp_path):
     "The finished folder is renamed into place; if another run's folder is there already, theirs is kept"

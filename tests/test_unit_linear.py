@@ -120,14 +120,14 @@ def test_batch_accuracy_calls_a_score_of_exactly_zero_a_7():
     scores, targets = torch.tensor([[-1.], [0.], [2.], [3.], [1e-3]]), torch.tensor([[0], [1], [1], [0], [1]])
     assert batch_accuracy(scores, targets).item() == pytest.approx(3/5)
 
-def identity(xb, **params): return xb  # a "model" whose scores are its inputs
+def scaled(xb, w): return xb*w  # a "model" whose scores are its inputs times its one parameter
 
 def test_validate_epoch_is_the_rounded_mean_of_batch_accuracies():
     "Batches of 2, 1 and 3 images, right 2/2, 0/1 and 2/3: (1 + 0 + 2/3)/3 rounded to 4 places, not 4/6"
     batches = [(torch.tensor([[1.], [-1.]]), torch.tensor([[1], [0]])),
                (torch.tensor([[2.]]), torch.tensor([[0]])),
                (torch.tensor([[3.], [-3.], [0.]]), torch.tensor([[1], [0], [1]]))]
-    assert validate_epoch(identity, {}, batches) == 0.5556
+    assert validate_epoch(scaled, dict(w=torch.tensor(1.)), batches) == 0.5556
 
 def test_exact_accuracy_is_the_fraction_of_all_images():
     "The exact fraction right (a float), without building a graph"
@@ -208,3 +208,14 @@ def test_fit_defaults(monkeypatch, capsys):
     assert hist == sgd_by_hand(linear1, p2, data, 20, 1., 256)
     assert threads[0] == 1 and ('progress', False) in threads
     assert capsys.readouterr().out.splitlines() == [f"Epoch {h['epoch']} accuracy: {h['valid_accuracy']:.4f}" for h in hist]
+
+def test_fit_passes_progress_and_epoch_on(monkeypatch):
+    "progress=True reaches epoch_range; a divergence names its epoch; one thread while training, then the old count back"
+    seen, real = [], torch.set_num_threads
+    monkeypatch.setattr(net, 'epoch_range', lambda epochs, progress=False: seen.append(progress) or range(epochs))
+    real(2); monkeypatch.setattr(torch, 'set_num_threads', lambda n: seen.append(n) or real(n))
+    try: fit(linear1, linear_params(), synthetic_mnist(40, 10), epochs=1, progress=True, log=None)
+    finally: real(1)
+    assert seen == [1, True, 2]
+    bad = synthetic_mnist(40, 10); bad.train_x[0, 0] = math.nan
+    with pytest.raises(FloatingPointError, match='^training diverged in epoch 0:'): fit(linear1, linear_params(), bad, epochs=2, log=None)

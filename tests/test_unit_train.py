@@ -174,6 +174,7 @@ def test_train_seeds_the_start_and_passes_the_settings(monkeypatch):
         with torch.no_grad(): params['weights'].zero_(); params['weights'][:392] = 1; params['bias'].fill_(-300.)
         return [dict(epoch=0, train_loss=0.25, valid_accuracy=0.)]
     monkeypatch.setitem(tr.FITTERS, 'linear', fake_fit)
+    monkeypatch.setattr(tr, 'default_device', lambda: torch.device('cpu', 0))  # not used: a device was given
     ticks = iter([10., 12.3456789])
     monkeypatch.setattr(tr.time, 'perf_counter', lambda: next(ticks))
     res = train('linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, data=data, device='cpu', log='LOG')
@@ -205,3 +206,11 @@ def test_train_really_trains():
     res = train('linear', epochs=2, data=synthetic_mnist(), log=None, device='cpu')
     assert res['valid_accuracy'] > 0.9 and res['n_wrong'] == round((1 - res['valid_accuracy'])*100)
     assert len(res['history']) == 2 and res['train_loss'] == res['history'][-1]['train_loss']
+
+def test_train_puts_params_and_validation_data_on_the_device(monkeypatch):
+    "The starting weights and the validation images go to `device` (here PyTorch's data-less 'meta' device)"
+    seen = []
+    monkeypatch.setitem(tr.FITTERS, 'linear', lambda params, ds, **kw: seen.extend(v.device.type for v in params.values()) or [dict(train_loss=1.)])
+    monkeypatch.setattr(tr, 'exact_accuracy', lambda fn, params, x, y: seen.extend([x.device.type, y.device.type]) or 0.5)
+    res = train('linear', epochs=1, data=synthetic_mnist(n_train=4, n_valid=4), device='meta', log=None)
+    assert seen == ['meta']*4 and res['device'] == 'meta'
