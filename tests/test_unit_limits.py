@@ -109,7 +109,8 @@ def test_exactly_one_top_level_folder():
     assert data._check_members('a.tgz', [info('.', tarfile.DIRTYPE), info('mnist', tarfile.DIRTYPE), info('mnist/1.png')]) == 'mnist'
     for tops, shown in [([], []), (list('ab'), list('ab')), (list('gfedcba'), list('abcde'))]:
         with pytest.raises(ValueError) as e: data._check_members('a.tgz', [info(t) for t in tops])
-        assert str(e.value) == f"a.tgz: expected one top-level folder in the archive (like mnist_sample/), found {shown}"
+        assert str(e.value) == ("a.tgz: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and "
+                                f"valid/, found {shown or 'nothing'}")
 
 def make_tgz(fn, members):
     "A .tgz of `members`: (name, bytes or None for a folder, mode)"
@@ -146,7 +147,7 @@ def test_extract_tgz_refusals(tmp_path):
     with pytest.raises(FileNotFoundError) as e: data.extract_tgz(tmp_path/'no.tgz')
     assert str(e.value) == f'archive not found: {tmp_path/"no.tgz"}'
     empty = make_tgz(tmp_path/'empty.tgz', [])
-    with pytest.raises(ValueError, match=r'expected one top-level folder in the archive \(like mnist_sample/\), found \[\]$'):
+    with pytest.raises(ValueError, match=r'expected one top-level folder in the archive \(like mnist_sample/\) or the folders train/ and valid/, found nothing$'):
         data.extract_tgz(empty)
     bad = make_tgz(tmp_path/'bad.tgz', [('mnist', None, 0o755), ('mnist/../../x.txt', b'x', 0o644)])
     with pytest.raises(ValueError, match=f"^{re.escape(str(bad))}: unsafe archive member"): data.extract_tgz(bad)

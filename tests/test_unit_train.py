@@ -51,16 +51,17 @@ def test_check_writable(tmp_path, monkeypatch):
     assert str(e.value) == f"cannot save to {tmp_path}: it is a folder; give a file name such as {tmp_path/'model.pt'}"
     with pytest.raises(ValueError) as e: check_writable(tmp_path/'no'/'m.pt')
     assert str(e.value) == f"cannot save to {tmp_path/'no'/'m.pt'}: the folder {tmp_path/'no'} does not exist"
-    def refuse(dir): raise PermissionError(13, 'Permission denied')
-    monkeypatch.setattr(tempfile, 'TemporaryFile', refuse)
+    def refuse(fn): raise PermissionError(13, 'Permission denied')
+    monkeypatch.setattr(tr, '_temp_beside', refuse)   # the temporary file the save will make cannot be made
     with pytest.raises(ValueError) as e: check_writable(tmp_path/'m.pt')
     assert str(e.value) == f"cannot save to {tmp_path/'m.pt'}: the folder {tmp_path} is not writable (Permission denied)"
 
 def test_check_writable_tries_a_file_in_the_target_folder(tmp_path, monkeypatch):
-    seen, real = [], tempfile.TemporaryFile
-    monkeypatch.setattr(tempfile, 'TemporaryFile', lambda dir: seen.append(dir) or real(dir=dir))
+    "The early check makes the very temporary file the save will make, beside the target"
+    seen, real = [], tr._temp_beside
+    monkeypatch.setattr(tr, '_temp_beside', lambda fn: seen.append(fn) or real(fn))
     check_writable(tmp_path/'m.pt')
-    assert seen == [tmp_path]
+    assert seen == [tmp_path/'m.pt'] and list(tmp_path.iterdir()) == []
 
 # ---- save_model, load_model ----
 
@@ -115,7 +116,7 @@ def test_load_model_errors(tmp_path, monkeypatch):
     "Missing, unreadable, code-carrying and foreign files: each refused with its own message naming the file"
     with pytest.raises(FileNotFoundError) as e: load_model(tmp_path/'absent.pt')
     assert str(e.value) == f'model file not found: {tmp_path/"absent.pt"}'
-    with pytest.raises(FileNotFoundError): load_model(tmp_path)  # a folder is not a model file
+    with pytest.raises(ValueError, match='is a folder, not a model file'): load_model(tmp_path)
     fn = tmp_path/'evil.pt'; torch.save({'format': 'mnist_basics', 'obj': Evil()}, fn)
     with pytest.raises(ValueError) as e: load_model(fn)
     assert str(e.value) == (f"{fn} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
@@ -126,7 +127,7 @@ def test_load_model_errors(tmp_path, monkeypatch):
     def fails(f, **kw): raise pickle.UnpicklingError('first line ' + 'x'*300 + '\nsecond line')
     monkeypatch.setattr(torch, 'load', fails)
     with pytest.raises(ValueError) as e: load_model(tmp_path/'evil.pt')
-    assert str(e.value) == f"{tmp_path/'evil.pt'} is not a mnist_basics model file (unreadable: {('first line ' + 'x'*300)[:200]})"
+    assert str(e.value) == f"{tmp_path/'evil.pt'} is not a mnist_basics model file (first line …)"  # cut at a word, not mid-word
 
 @pytest.mark.parametrize('state', [
     [1, 2, 3], dict(format='other', model='net', params={}, meta={}), dict(model='net', params={}, meta={}),
@@ -197,7 +198,8 @@ def test_train_defaults_and_real_training(monkeypatch, make_digits, tmp_path):
     res = train(data=folder, log=None)
     (params, kw), = seen
     torch.manual_seed(100); expected = net_params(0.1)
-    assert kw == dict(epochs=20, lr=1., bs=256, log=None) and all(torch.equal(params[k].detach(), expected[k]) for k in params)
+    assert kw == dict(epochs=20, lr=1., bs=6, log=None) and all(  # bs 256, but no batch buffer larger than the 6 images
+           torch.equal(params[k].detach(), expected[k]) for k in params)
     assert res['device'] == str(tr.default_device()) and res['n_train'] == 6 and res['dataset'] == str(folder)
     with pytest.raises(ValueError, match='std must be a positive finite number, got 0'): train('linear', std=0, data=folder)
 
