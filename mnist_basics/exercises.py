@@ -643,7 +643,7 @@ def _simple_net(xb, w1, b1, w2, b2):
 
 def _net_args():
     "Four images of 3 pixels, and the parameters of a net with 2 hidden units"
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(14)
     return (torch.randn(4, 3, generator=g), torch.randn(3, 2, generator=g), torch.tensor([0.5, -0.5]),
             torch.tensor([[1.], [-2.]]), torch.tensor([0.25]))
 
