@@ -239,3 +239,32 @@ def test_printed_solution_passes_its_checker(name, capsys):
     exec(src, ns)
     ok, _ = verdict(EXERCISES[name][0], ns['BasicOptim' if name == 'basic_optim' else name], capsys)
     assert ok
+
+
+# ---- the lessons' exercise sections (nbs/_exercise_sections.json, appended by tools/insert_exercises.py)
+
+import json, contextlib, io
+from pathlib import Path
+SECTIONS = json.loads((Path(__file__).resolve().parent.parent/'nbs'/'_exercise_sections.json').read_text(encoding='utf-8'))
+
+def test_every_lesson_has_exercises_and_a_questionnaire():
+    assert set(SECTIONS) >= {'00_data', '01_baseline', 'sgd', '02_linear', '03_net', '05_optimizer', '06_cnn', '08_interpret', '09_predict'}
+    for key, cells in SECTIONS.items():
+        md = [c['source'] for c in cells if c['cell_type'] == 'markdown']
+        assert md[0].startswith('## Exercises') and sum(s.startswith('### Exercise') for s in md) >= 3, key
+        questions = md[[s.startswith('## Questionnaire') for s in md].index(True) + 1:]
+        assert len(questions) >= 8 and all('<details><summary>Answer</summary>' in q for q in questions), key
+    assert sum(s['source'].startswith('### Exercise') for cells in SECTIONS.values() for s in cells) >= 25
+
+@pytest.mark.parametrize('key', SECTIONS)
+def test_untouched_section_runs_and_says_not_attempted(key):
+    "Run a section's code cells as saved: nothing raises, and every checker says 'not attempted yet'"
+    ns, out = {}, io.StringIO()
+    code = [c['source'] for c in SECTIONS[key] if c['cell_type'] == 'code']
+    with contextlib.redirect_stdout(out):
+        for src in code: exec(src, ns)
+    checks = [s for s in code if s.startswith('check_')]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(checks) and all(NOT_ATTEMPTED in l for l in lines), lines
+    assert all(not name.startswith(('mnist_', 'linear1', 'simple_net', 'BasicOptim')) or name in ('mnist_basics',) for name in ns
+               if not name.startswith(('check_', 'hint_', 'solution_', '__'))), 'a stub would shadow a lesson name'
