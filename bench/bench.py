@@ -19,9 +19,12 @@ What it prints:
      - mnist_basics:       the library, `fast_fit` from a std-0.1 start (what `mnist_train` does),
    the median wall time, how many times slower than mnist_basics it is, the exact validation accuracy over all 2,038
    images (`exact_accuracy`, sigmoid > 0.5, the same for every method) and the process's peak RSS after the row's first run.
+   Then the floor: for each model, only the matrix products `fast_fit` does (the same shapes, one thread, the same
+   number of epochs, with validation), nothing else, timed in the same rounds; its FLOP count comes from the shapes.
    Then rows for loading the data (decoding the PNGs vs reading the warm cache) and for start-up (a whole
    `mnist_train --model net --json` process, and `python -c 'import torch'` for reference).
-3. One line per target of the speed issue with the measured value and PASS or MISS. Nothing is asserted: the
+3. The floor's FLOP count and rate, and how many times the floor's time mnist_basics takes (× floor).
+4. One line per target of the speed issue with the measured value and PASS or MISS. Nothing is asserted: the
    numbers depend on the machine and on what else it is doing. The rows run interleaved, round by round, so that
    load from other jobs hits every method alike; the ratios are fairer than the absolute times.
 """
@@ -40,13 +43,15 @@ import fastai, fastai.callback.progress  # noqa: F401 (adds `Learner.no_bar`)
 
 from mnist_basics.data import load_mnist, load_stacks
 from mnist_basics.linear import linear1, mnist_loss, batch_accuracy, train_epoch, validate_epoch, exact_accuracy
-from mnist_basics.net import simple_net, linear_params, net_params
+from mnist_basics.net import simple_net, linear_params, net_params, flush_denormal, num_threads
 from mnist_basics.fast import fast_fit
 from mnist_basics.train import peak_rss_mb
 
 LR, BS = 1.0, 256
 MODELS = {'linear': (linear1, linear_params), 'simple_net': (simple_net, net_params)}  # name -> (model, parameter maker)
 LIB = 'mnist_basics'
+LAYER_SIZES = {'linear': [28*28, 1], 'simple_net': [28*28, 30, 1]}  # inputs, then outputs of each linear layer
+FLOOR = 'floor'  # the model column of the floor rows; their method column is f'{model}: matrix products only'
 MNIST_TRAIN = str(Path(sys.executable).parent/'mnist_train')
 
 
@@ -134,6 +139,49 @@ def training_row(method, model, data, epochs, seed):
     return dict(seconds=seconds, accuracy=exact_accuracy(fn, params, data.valid_x, data.valid_y))
 
 
+# ----------------------------------------------------------------------------- the floor: the matrix products alone
+
+def floor_method(model): return f'{model}: matrix products only'
+
+
+def matrix_product_flops(model, n_train, n_valid, epochs):
+    """The FLOP of `fast_fit`'s matrix products, counted from the shapes (a multiply-add is 2 FLOP).
+    A linear layer with `i` inputs and `o` outputs costs 2·b·i·o FLOP per b images for each product: the forward
+    W@a, the weight gradient g@aᵀ and, for every layer but the first, the gradient for its input Wᵀ@g.
+    Validation runs the forward products over the validation set once per epoch."""
+    sizes = LAYER_SIZES[model]
+    layers = list(zip(sizes, sizes[1:]))
+    train = sum((3 if k else 2)*2*n_train*i*o for k, (i, o) in enumerate(layers))
+    valid = sum(2*n_valid*i*o for i, o in layers)
+    return epochs*(train + valid)
+
+
+def matmul_floor(model, data, epochs, seed):
+    """Only the matrix products `fast_fit` does for `model` (same shapes and layout, same batches, one thread,
+    subnormals flushed), with fixed random weights: nothing else, so no training loop can be faster"""
+    torch.manual_seed(seed)
+    sizes = LAYER_SIZES[model]
+    x, valid_xT = data.train_x, data.valid_x.T.contiguous()
+    t0 = time.perf_counter()
+    Ws = [torch.randn(o, i)*0.1 for i, o in zip(sizes, sizes[1:])]  # out×in, as fast_fit stores them
+    grads = [torch.empty_like(W) for W in Ws]
+    with flush_denormal(), num_threads(1), torch.no_grad():
+        for epoch in range(epochs):
+            for i in range(0, len(x), BS):
+                acts = [x[i:i+BS].T]                           # 784×b, a view, as in mlp_step
+                for W in Ws: acts.append(W @ acts[-1])         # forward
+                g = acts.pop()                                 # stands in for ∂loss/∂z
+                for W, gW in zip(reversed(Ws), reversed(grads)):
+                    a = acts.pop()
+                    g_in = W.T @ g if acts else None           # no input gradient for the first layer
+                    torch.mm(g, a.T, out=gW)                   # weight gradient
+                    g = g_in
+            a = valid_xT
+            for W in Ws: a = W @ a                             # validation: forward over all 2,038 images
+    seconds = time.perf_counter() - t0
+    return dict(seconds=seconds, gflop=matrix_product_flops(model, len(x), valid_xT.shape[1], epochs)/1e9)
+
+
 # ----------------------------------------------------------------------------- data loading and start-up
 
 def timed(f):
@@ -186,6 +234,7 @@ def make_rows(data, epochs, seed):
     "(model column, method column, run) for every row of the table, in the order they run in each round"
     rows = [(model, method, lambda model=model, method=method: training_row(method, model, data, epochs, seed))
             for model in MODELS for method in METHODS]
+    rows += [(FLOOR, floor_method(model), lambda model=model: matmul_floor(model, data, epochs, seed)) for model in MODELS]
     rows += [('data', 'decode PNGs', lambda: decode_pngs(data.path)),
              ('data', 'warm cache', lambda: warm_cache(data.path)),
              ('start-up', f'mnist_train --model net --epochs {epochs} --json', lambda: startup_mnist_train(epochs)),
@@ -209,9 +258,13 @@ def run_rounds(rows, repeats):
         accs = [x['accuracy'] for x in res['runs'] if 'accuracy' in x]
         res['accuracy'] = accs[0] if accs else None
         res['accuracies'] = accs
+        if 'gflop' in res['runs'][0]: res['gflop'] = res['runs'][0]['gflop']; res['gflop_per_s'] = res['gflop']/res['median_s']
         del res['runs']
     for model in MODELS:  # x times slower than the library, same model
-        for method in METHODS: results[(model, method)]['ratio'] = results[(model, method)]['median_s']/results[(model, LIB)]['median_s']
+        lib, floor = results[(model, LIB)], results[(FLOOR, floor_method(model))]
+        for method in METHODS: results[(model, method)]['ratio'] = results[(model, method)]['median_s']/lib['median_s']
+        floor['ratio'] = floor['median_s']/lib['median_s']
+        lib['x_floor'] = lib['median_s']/floor['median_s']  # the library's time in floors
     return list(results.values())
 
 
@@ -225,6 +278,15 @@ def print_table(results):
         rss = fmt(r.get('peak_rss_mb'), '.1f') + (' ²' if r['model'] == 'start-up' and r.get('peak_rss_mb') else '')
         print(f"| {r['model']} | {r['method']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {fmt(r.get('ratio'), '.1f')} "
               f"| {fmt(r['accuracy'], '.4f')} | {rss} |")
+
+
+def print_floor(results):
+    print('\nFloor (the same matrix products as mnist_basics, alone, in the same rounds; FLOP counted from the shapes):')
+    for model in MODELS:
+        r = next(x for x in results if x['model'] == FLOOR and x['method'] == floor_method(model))
+        lib = next(x for x in results if x['model'] == model and x['method'] == LIB)
+        print(f"- {model}: {r['gflop']:.2f} GFLOP in {r['median_s']:.3f} s ({r['gflop_per_s']:.1f} GFLOP/s); "
+              f"mnist_basics takes {lib['median_s']:.3f} s = {lib['x_floor']:.1f}× floor")
 
 
 def targets(results):
@@ -256,7 +318,8 @@ def print_notes(results, epochs, repeats, seed, base_rss):
     print(f"\nEach training row: {epochs} epoch(s), lr={LR}, batch size {BS}, seed {seed} every repeat; median of {repeats} "
           "interleaved repeat(s). Timed: set-up (parameters, loaders, optimiser) and the epochs with each method's own "
           "per-epoch validation; not the data loading (its own rows) or the final accuracy. "
-          "× mnist_basics: median / the library's median for the same model.")
+          "× mnist_basics: median / the library's median for the same model (for a floor row: the model it counts). "
+          "× floor: the library's median / the floor's median, both measured in the same rounds.")
     print('¹ peak resident memory (VmHWM) of this process after the row\'s first run: a high-water mark, so it includes '
           'everything that ran before (rows run in table order in the first round); only a rise shows a row\'s own need. '
           f'Before the first row (torch, fastai and the data loaded) it was {base_rss:.1f} MiB.')
@@ -291,6 +354,7 @@ def main(argv=None):
     base_rss = peak_rss_mb()
     results = run_rounds(make_rows(data, args.epochs, args.seed), args.repeats)
     print_table(results)
+    print_floor(results)
     tgts = targets(results)
     print_targets(tgts, args.quick, len(data.valid_x))
     print_notes(results, args.epochs, args.repeats, args.seed, base_rss)

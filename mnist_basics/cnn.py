@@ -96,7 +96,7 @@ def fit_cnn(params:dict, # from `cnn_params`: trained in place
             with torch.no_grad():
                 for k, v in model.state_dict().items():
                     if k in params: params[k].copy_(v)
-            acc = exact_accuracy(cnn_forward, params, valid_x, valid_y)
+            acc = exact_accuracy(cnn_forward, {k: v for k, v in params.items() if not _is_counter(k)}, valid_x, valid_y)  # a full state dict works too
             history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
             if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
     return history

@@ -100,17 +100,19 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
     return path
 
 # %% ../nbs/90_data.ipynb #8d1595f1
+def _check_member(fn, m): # the archive (for messages), one tar member
+    "Refuse a member that could land outside the target folder, or that is a link or not a plain file or folder"
+    if m.name.startswith(('/', '\\')) or Path(m.name).is_absolute() or '..' in Path(m.name).parts:
+        raise ValueError(f"{fn}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
+    if m.issym() or m.islnk(): raise ValueError(f"{fn}: archive member {m.name!r} is a link; refusing to unpack")
+    if not (m.isfile() or m.isdir()): raise ValueError(f"{fn}: archive member {m.name!r} is not a file or folder; refusing to unpack")
+
 def _check_members(fn, members):
     "The one top-level folder of tar `members`, or None when they are a folder's contents (`train/`, `valid/`, ...); refuses unsafe members"
-    for m in members:
-        parts = Path(m.name).parts
-        if m.name.startswith(('/', '\\')) or Path(m.name).is_absolute() or '..' in parts:
-            raise ValueError(f"{fn}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
-        if m.issym() or m.islnk(): raise ValueError(f"{fn}: archive member {m.name!r} is a link; refusing to unpack")
-        if not (m.isfile() or m.isdir()): raise ValueError(f"{fn}: archive member {m.name!r} is not a file or folder; refusing to unpack")
+    for m in members: _check_member(fn, m)
     tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}  # pathlib drops a leading './'
     if tops & set(SPLITS + FULL_SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
-    folders = {Path(m.name).parts[0] for m in members if m.isdir() or len(Path(m.name).parts) > 1}
+    folders = {Path(m.name).parts[0] for m in members if Path(m.name).parts and (m.isdir() or len(Path(m.name).parts) > 1)}
     if len(tops) != 1 or tops != folders:
         raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/ (or training/ and testing/), "
                          f"found {sorted(tops)[:5] or 'nothing'}")
@@ -171,6 +173,7 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
     try:
         with tarfile.open(fn, 'r:gz') as tf:
             first = next((m for m in iter(tf.next, None) if Path(m.name).parts), None)
+            if first is not None: _check_member(fn, first) # before its name is used for the target folder
             target = dest/_target_name(fn, first)
             if target.is_dir():
                 if _unpacked_from(target) == digest: return target # unpacked from this very archive: reuse it

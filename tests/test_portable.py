@@ -31,8 +31,9 @@ def test_offline_standin_warning_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize('content,expected', [
-    (b'', 'the file is empty or cut short'),
-    (bytes(range(256))*4, 'not a file written by torch.save'),
+    (b'', 'unreadable: the file is empty'),
+    (bytes(range(256))*4, 'unreadable: it is binary data of an unknown kind, not a file written by torch.save'),
+    (b'PK\x03\x04' + bytes(100), 'the file is empty or cut short'),  # looks like torch.save's zip, but is cut short
 ])
 def test_unreadable_model_message_is_short(tmp_path, content, expected):
     "A file that is not a model gets a short reason, not torch's page-long text cut mid-word"

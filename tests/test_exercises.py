@@ -1,0 +1,270 @@
+"The exercise checkers: each accepts the right answer, names typical mistakes, and never raises on anything a learner writes."
+import pytest, torch
+from mnist_basics import exercises as ex
+from mnist_basics.exercises import EXERCISES, NOT_ATTEMPTED
+from mnist_basics.data import xy
+from mnist_basics.linear import init_params, linear1, mnist_loss, batch_accuracy, train_epoch, calc_grad
+from mnist_basics.net import simple_net
+
+
+def verdict(check, answer, capsys) -> tuple:
+    "(what `check(answer)` returned, the line it printed); fails unless it printed exactly one line"
+    capsys.readouterr()
+    ok = check(answer)
+    out = capsys.readouterr().out
+    assert out.count('\n') == 1 and out.endswith('\n'), repr(out)
+    return ok, out
+
+
+# ---- right answers: the module's reference, and the lessons' own functions
+
+class LessonOptim:
+    "BasicOptim as the optimizer lesson writes it"
+    def __init__(self, params, lr): self.params, self.lr = list(params), lr
+    def step(self, *args, **kwargs):
+        for p in self.params: p.data -= p.grad.data*self.lr
+    def zero_grad(self, *args, **kwargs):
+        for p in self.params: p.grad = None
+
+def lesson_sgd_step(params, lr):
+    for p in params:
+        p.data -= lr * p.grad.data
+        p.grad = None
+
+LESSON_ANSWERS = {
+    'xy': xy, 'init_params': init_params, 'linear1': linear1, 'mnist_loss': mnist_loss, 'batch_accuracy': batch_accuracy,
+    'train_epoch': train_epoch, 'simple_net': simple_net, 'basic_optim': LessonOptim, 'sgd_step': lesson_sgd_step,
+    'mnist_distance': lambda a, b: (a - b).abs().mean((-1, -2)),
+    'mean_image': lambda stack: stack.mean(0),
+    'is_3': lambda x, mean3, mean7: (x - mean3).abs().mean((-1, -2)) < (x - mean7).abs().mean((-1, -2)),
+    'mse': lambda preds, targets: ((preds - targets)**2).mean(),
+    'relu': torch.relu,
+    'conv_out_size': lambda size, ks, stride, padding: (size + 2*padding - ks)//stride + 1,
+}
+
+def test_every_exercise_has_a_lesson_answer(): assert set(LESSON_ANSWERS) == set(EXERCISES)
+
+@pytest.mark.parametrize('name', EXERCISES)
+def test_accepts_reference_and_lesson_answer(name, capsys):
+    check = EXERCISES[name][0]
+    for answer in (EXERCISES[name][3], LESSON_ANSWERS[name]):
+        ok, out = verdict(check, answer, capsys)
+        assert ok is True and out.startswith('✓') and 'is right' in out, out
+
+
+# ---- typical wrong answers, each named by its own hint
+
+def _sgd(up=False, zero=True, use_lr=True, first_only=False):
+    "An sgd_step with one of the typical mistakes"
+    def sgd_step(params, lr):
+        for p in (params[:1] if first_only else params):
+            step = lr*p.grad if use_lr else p.grad
+            p.data += step if up else -step
+            if zero: p.grad.zero_()
+    return sgd_step
+
+def _optim(up=False, zero=True, use_lr=True, keep_generator=False):
+    "A BasicOptim class with one of the typical mistakes"
+    class Optim:
+        def __init__(self, params, lr): self.params, self.lr = (params if keep_generator else list(params)), lr
+        def step(self):
+            for p in self.params:
+                step = p.grad*self.lr if use_lr else p.grad
+                p.data += step if up else -step
+        def zero_grad(self):
+            if zero:
+                for p in self.params: p.grad = None
+    return Optim
+
+def _epoch(up=False, zero=True, use_lr=True, returns='mean', return_in_loop=False):
+    "A train_epoch with one of the typical mistakes"
+    def train_epoch(model, params, dl, lr):
+        losses = []
+        for xb, yb in dl:
+            loss = calc_grad(xb, yb, model, params)
+            for p in params.values():
+                step = p.grad*lr if use_lr else p.grad
+                p.data += step if up else -step
+                if zero: p.grad.zero_()
+            losses.append(loss.item())
+            if return_in_loop: return losses[0]
+        return dict(mean=sum(losses)/len(losses), last=losses[-1], sum=sum(losses), tensor=torch.tensor(losses).mean())[returns]
+    return train_epoch
+
+def _loss_no_grad(predictions, targets):
+    return torch.tensor(mnist_loss(predictions, targets).item())
+
+WRONG = {  # name -> [(a typical wrong answer, words its message must contain)]
+    'xy': [(lambda t, s: (torch.cat([t, s]).view(-1, 784).float(), xy(t, s)[1]), 'divide by 255'),
+           (lambda t, s: (torch.cat([t, s]).view(-1, 784)//255, xy(t, s)[1]), 'integer division'),
+           (lambda t, s: (xy(t, s)[0], xy(t, s)[1].view(-1)), 'must be N×1'),
+           (lambda t, s: (xy(t, s)[0], 1 - xy(t, s)[1]), 'targets are swapped')],
+    'mnist_distance': [(lambda a, b: (a - b).mean((-1, -2)), 'absolute value'),
+                       (lambda a, b: (a - b).abs().mean(), 'over every axis'),
+                       (lambda a, b: (a - b).abs().mean((0, 1)), 'first two axes'),
+                       (lambda a, b: ((a - b)**2).mean((-1, -2)).sqrt(), 'root mean squared'),
+                       (lambda a, b: (a - b).abs().mean(-1), 'last axis only')],
+    'mean_image': [(lambda s: s.mean(), 'one number'), (lambda s: s.mean(1), 'rows of each image'), (lambda s: s.sum(0), 'added the images up')],
+    'is_3': [(lambda x, m3, m7: (x - m3).abs().mean((-1, -2)) > (x - m7).abs().mean((-1, -2)), 'wrong way round'),
+             (lambda x, m3, m7: ((x - m3)**2).mean((-1, -2)) < ((x - m7)**2).mean((-1, -2)), 'squared (L2)'),
+             (lambda x, m3, m7: (x - m3).abs().mean() < (x - m7).abs().mean(), 'whole batch')],
+    'mse': [(lambda p, t: (p - t).mean(), 'forgot to square'), (lambda p, t: ((p - t)**2).mean().sqrt(), 'RMSE'),
+            (lambda p, t: ((p - t)**2).sum(), 'summed'), (lambda p, t: (p - t).abs().mean(), 'mean absolute error')],
+    'sgd_step': [(_sgd(up=True), '*up* the gradient'), (_sgd(zero=False), 'gradients are still there'),
+                 (_sgd(use_lr=False), 'ignored lr'), (_sgd(first_only=True), 'only the first parameter')],
+    'init_params': [(lambda size, std=1.0: torch.randn(size)*std, 'does not track gradients'),
+                    (lambda size, std=1.0: torch.randn(size, requires_grad=True)*std, 'result of a calculation'),
+                    (lambda size, std=1.0: torch.randn(size).requires_grad_(), 'multiply by std'),
+                    (lambda size, std=1.0: (torch.rand(size)*std).requires_grad_(), 'uniform')],
+    'linear1': [(lambda xb, w, b: xb@w, 'left out the bias'), (lambda xb, w, b: (xb@w + b).sigmoid(), 'raw scores'),
+                (lambda xb, w, b: (xb*w.T).sum(1) + b, 'N×1 shape'), (lambda xb, w, b: (xb*w.T).sum() + b, 'one number')],
+    'mnist_loss': [(lambda x, t: torch.where(t==1, 1-x, x).mean(), 'forgot the sigmoid'),
+                   (lambda x, t: torch.where(t==1, x.sigmoid(), 1-x.sigmoid()).mean(), 'branches of torch.where are swapped'),
+                   (lambda x, t: torch.where(t==1, 1-x.sigmoid(), x.sigmoid()).sum(), 'summed the losses'),
+                   (lambda x, t: torch.where(t.squeeze()==1, 1-x.sigmoid(), x.sigmoid()).mean(), 'N×N'),
+                   (_loss_no_grad, 'no gradient')],
+    'batch_accuracy': [(lambda x, y: ((x > 0.5) == y).float().mean(), 'raw scores with 0.5'),
+                       (lambda x, y: ((x.sigmoid() > 0.5) == y.squeeze()).float().mean(), 'N×N'),
+                       (lambda x, y: ((x.sigmoid() > 0.5) == y).float().sum(), 'number of right answers'),
+                       (lambda x, y: ((x.sigmoid() > 0.5) == y).mean(), '.float()'),
+                       (lambda x, y: ((x.sigmoid() > 0.5) == y).float().mean().item(), 'should return a tensor')],
+    'train_epoch': [(_epoch(up=True), '*up* the gradient'), (_epoch(zero=False), 'not zeroed'), (_epoch(use_lr=False), 'lr was ignored'),
+                    (_epoch(return_in_loop=True), 'only the first batch'), (_epoch(returns='last'), 'last batch'),
+                    (_epoch(returns='sum'), 'sum of the batch losses'), (_epoch(returns='tensor'), 'Python float')],
+    'relu': [(lambda x: x.abs(), 'abs()'), (lambda x: x.max(), 'largest value'), (lambda x: (x > 0).float(), 'mask'),
+             (lambda x: x.sigmoid(), 'sigmoid')],
+    'simple_net': [(lambda xb, w1, b1, w2, b2: (xb@w1 + b1)@w2 + b2, 'no ReLU'),
+                   (lambda xb, w1, b1, w2, b2: ((xb@w1 + b1).clamp(min=0)@w2 + b2).clamp(min=0), 'after the last layer too'),
+                   (lambda xb, w1, b1, w2, b2: (xb@w1).clamp(min=0)@w2 + b2, 'left out b1'),
+                   (lambda xb, w1, b1, w2, b2: (xb@w1 + b1).clamp(min=0)@w2, 'left out b2'),
+                   (lambda xb, w1, b1, w2, b2: (xb@w1.T + b1).clamp(min=0)@w2 + b2, 'sizes of @ do not fit')],
+    'basic_optim': [(_optim(up=True), '*up* the gradient'), (_optim(use_lr=False), 'ignored lr'),
+                    (_optim(zero=False), 'gradients are still there'), (_optim(keep_generator=True), 'generator')],
+    'conv_out_size': [(lambda n, k, s, p: (n + p - k)//s + 1, 'padding is on both sides'), (lambda n, k, s, p: (n + 2*p - k)//s, 'forgot the + 1'),
+                      (lambda n, k, s, p: n + 2*p - k + 1, 'ignored the stride'), (lambda n, k, s, p: n//s, 'not in general')],
+}
+
+def test_every_exercise_has_three_mistakes():
+    assert set(WRONG) == set(EXERCISES)
+    for name, cases in WRONG.items(): assert len({words for _, words in cases}) >= 3, name
+
+@pytest.mark.parametrize('name', EXERCISES)
+def test_rejects_typical_mistakes_with_their_own_hint(name, capsys):
+    "Each wrong answer is rejected, and its message names its own mistake, not another's"
+    check, all_words = EXERCISES[name][0], [w for _, w in WRONG[name]]
+    for answer, words in WRONG[name]:
+        ok, out = verdict(check, answer, capsys)
+        assert ok is False and out.startswith('✗'), out
+        assert words in out, f'{words!r} not in {out!r}'
+        assert not any(w in out for w in all_words if w != words and w not in words), out
+
+
+# ---- anything else a learner can hand in
+
+def _stub(*args): raise NotImplementedError  # your code here
+class _StubClass:
+    def __init__(self, params, lr): raise NotImplementedError  # your code here
+class _StubMethods:
+    def __init__(self, params, lr): pass
+    def step(self): raise NotImplementedError  # your code here
+    def zero_grad(self): raise NotImplementedError  # your code here
+
+STUBS = dict(raises=_stub, none=lambda *a: None, ellipsis=lambda *a: ...)
+STUB_CASES = [(n, k) for n in EXERCISES for k in STUBS] + [('basic_optim', 'class'), ('basic_optim', 'methods')]
+
+@pytest.mark.parametrize('name,kind', STUB_CASES, ids=[f'{n}-{k}' for n, k in STUB_CASES])
+def test_untouched_stub_is_not_attempted(name, kind, capsys):
+    stub = dict(STUBS, **{'class': _StubClass, 'methods': _StubMethods})[kind]
+    ok, out = verdict(EXERCISES[name][0], stub, capsys)
+    assert ok is False and NOT_ATTEMPTED in out, out
+
+def _raises(*args): raise ValueError('something else went wrong')
+
+@pytest.mark.parametrize('name', EXERCISES)
+@pytest.mark.parametrize('answer', [_raises, lambda *a: 'seven', lambda *a: torch.zeros(7, 7), lambda *a: [1, 2],
+                                    lambda *a: float('nan'), lambda *a: torch.full((3,), float('nan')), 42, None],
+                         ids=['raises', 'str', 'wrong-shape', 'list', 'nan', 'nan-tensor', 'not-callable', 'None'])
+def test_anything_else_is_rejected_in_one_line(name, answer, capsys):
+    ok, out = verdict(EXERCISES[name][0], answer, capsys)
+    assert ok is False and out[0] in '✗·', out
+
+def test_messages_name_input_expected_and_received(capsys):
+    _, out = verdict(ex.check_mnist_loss, lambda x, t: torch.where(t==1, 1-x, x).mean(), capsys)
+    assert 'for predictions [[2], [-1]' in out and 'expected 0.4078' in out and 'got 0.2' in out
+    _, out = verdict(ex.check_mnist_distance, lambda a, b: torch.zeros(5), capsys)
+    assert 'expected shape a single number' in out and 'got 5' in out
+    _, out = verdict(ex.check_linear1, _raises, capsys)
+    assert 'it raised ValueError: something else went wrong' in out
+
+def test_error_hints(capsys):
+    _, out = verdict(ex.check_sgd_step, lambda params, lr: [p.sub_(lr*p.grad) for p in params], capsys)
+    assert 'change p.data instead' in out
+    _, out = verdict(ex.check_train_epoch, _epoch(returns='tensor'), capsys)
+    assert 'loss.item()' in out
+
+
+# ---- the checkers leave the learner's world alone
+
+@pytest.mark.parametrize('name', EXERCISES)
+def test_global_rng_untouched_and_verdicts_repeat(name, capsys):
+    torch.manual_seed(123); state = torch.get_rng_state()
+    check, ref = EXERCISES[name][0], EXERCISES[name][3]
+    outs = [verdict(check, answer, capsys)[1] for answer in (ref, WRONG[name][0][0], ref, WRONG[name][0][0])]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert outs[:2] == outs[2:]
+
+def test_init_params_checker_leaves_random_numbers_alone(capsys):
+    torch.manual_seed(0); expected = torch.randn(3)
+    torch.manual_seed(0); verdict(ex.check_init_params, init_params, capsys)
+    assert torch.equal(torch.randn(3), expected)
+
+
+# ---- hints and solutions
+
+@pytest.mark.parametrize('name', EXERCISES)
+def test_hint_and_solution_print(name, capsys):
+    _, hint, solution, _ = EXERCISES[name]
+    hint(); solution()
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) >= 2
+    shown = 'BasicOptim' if name == 'basic_optim' else name
+    assert (f'def {shown}(' in out or f'class {shown}:' in out) and f'_{shown}' not in out
+
+@pytest.mark.parametrize('name', [n for n in EXERCISES if n != 'is_3'])
+def test_printed_solution_passes_its_checker(name, capsys):
+    "The printed solution, run as a learner would paste it, is right"
+    EXERCISES[name][2]()
+    src = capsys.readouterr().out
+    ns = {'torch': torch, 'calc_grad': calc_grad}
+    exec(src, ns)
+    ok, _ = verdict(EXERCISES[name][0], ns['BasicOptim' if name == 'basic_optim' else name], capsys)
+    assert ok
+
+
+# ---- the lessons' exercise sections (nbs/_exercise_sections.json, appended by tools/insert_exercises.py)
+
+import json, contextlib, io
+from pathlib import Path
+SECTIONS = json.loads((Path(__file__).resolve().parent.parent/'nbs'/'_exercise_sections.json').read_text(encoding='utf-8'))
+
+def test_every_lesson_has_exercises_and_a_questionnaire():
+    assert set(SECTIONS) >= {'00_data', '01_baseline', 'sgd', '02_linear', '03_net', '05_optimizer', '06_cnn', '08_interpret', '09_predict'}
+    for key, cells in SECTIONS.items():
+        md = [c['source'] for c in cells if c['cell_type'] == 'markdown']
+        assert md[0].startswith('## Exercises') and sum(s.startswith('### Exercise') for s in md) >= 3, key
+        questions = md[[s.startswith('## Questionnaire') for s in md].index(True) + 1:]
+        assert len(questions) >= 8 and all('<details><summary>Answer</summary>' in q for q in questions), key
+    assert sum(s['source'].startswith('### Exercise') for cells in SECTIONS.values() for s in cells) >= 25
+
+@pytest.mark.parametrize('key', SECTIONS)
+def test_untouched_section_runs_and_says_not_attempted(key):
+    "Run a section's code cells as saved: nothing raises, and every checker says 'not attempted yet'"
+    ns, out = {}, io.StringIO()
+    code = [c['source'] for c in SECTIONS[key] if c['cell_type'] == 'code']
+    with contextlib.redirect_stdout(out):
+        for src in code: exec(src, ns)
+    checks = [s for s in code if s.startswith('check_')]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(checks) and all(NOT_ATTEMPTED in l for l in lines), lines
+    assert all(not name.startswith(('mnist_', 'linear1', 'simple_net', 'BasicOptim')) or name in ('mnist_basics',) for name in ns
+               if not name.startswith(('check_', 'hint_', 'solution_', '__'))), 'a stub would shadow a lesson name'

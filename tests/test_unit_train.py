@@ -1,0 +1,218 @@
+"Unit tests of `mnist_basics.train`: settings checks at their boundaries, atomic saving, safe loading, and `train`."
+import math, os, pickle, tempfile
+from pathlib import Path
+import pytest, torch
+import mnist_basics.train as tr
+from mnist_basics.train import check_settings, check_writable, save_model, load_model, settings, train
+from mnist_basics.linear import linear1, exact_accuracy
+from mnist_basics.net import simple_net, linear_params, net_params
+from mnist_basics.cnn import cnn_forward
+
+from conftest import synthetic_mnist
+
+torch.set_num_threads(1)
+
+GOOD = dict(model='net', epochs=1, lr=1e-9, bs=1, std=1e-9)
+
+@pytest.mark.parametrize('bad, message', [
+    (dict(model='resnet'), "unknown model 'resnet': choose one of linear, net, cnn"),
+    (dict(epochs=0), 'epochs must be a positive integer, got 0'),
+    (dict(epochs=2.0), 'epochs must be a positive integer, got 2.0'),
+    (dict(lr=0), 'lr must be a positive finite number, got 0'),
+    (dict(lr=-1e-9), 'lr must be a positive finite number, got -1e-09'),
+    (dict(lr=math.inf), 'lr must be a positive finite number, got inf'),
+    (dict(lr=math.nan), 'lr must be a positive finite number, got nan'),
+    (dict(lr='1'), "lr must be a positive finite number, got '1'"),
+    (dict(bs=0), 'bs (batch size) must be a positive integer, got 0'),
+    (dict(bs=32.0), 'bs (batch size) must be a positive integer, got 32.0'),
+    (dict(std=0.), 'std must be a positive finite number, got 0.0'),
+    (dict(std=-1), 'std must be a positive finite number, got -1'),
+    (dict(std=math.inf), 'std must be a positive finite number, got inf'),
+    (dict(std=math.nan), 'std must be a positive finite number, got nan'),
+    (dict(std='0.1'), "std must be a positive finite number, got '0.1'"),
+])
+def test_check_settings_names_the_bad_one(bad, message):
+    "Each bad setting: a ValueError with its own message; the smallest good values pass"
+    with pytest.raises(ValueError) as e: check_settings(**(GOOD | bad))
+    assert str(e.value) == message
+
+def test_check_settings_accepts_the_boundaries(tmp_path):
+    for model in ('linear', 'net', 'cnn'): check_settings(**(GOOD | dict(model=model)))
+    check_settings('linear', 1, 1, 1, std=1)  # ints for lr and std
+    check_settings('linear', 1, 1., 1)  # std defaults to a good value
+    check_settings('linear', 1, 1., 1, save=tmp_path/'m.pt')
+    with pytest.raises(ValueError, match='does not exist'): check_settings('linear', 1, 1., 1, save=tmp_path/'no'/'m.pt')
+
+def test_check_writable(tmp_path, monkeypatch):
+    "A folder, a missing folder or an unwritable one: a ValueError saying which; a good path passes, leaving nothing"
+    check_writable(tmp_path/'m.pt'); check_writable(str(tmp_path/'m.pt'))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError) as e: check_writable(tmp_path)
+    assert str(e.value) == f"cannot save to {tmp_path}: it is a folder; give a file name such as {tmp_path/'model.pt'}"
+    with pytest.raises(ValueError) as e: check_writable(tmp_path/'no'/'m.pt')
+    assert str(e.value) == f"cannot save to {tmp_path/'no'/'m.pt'}: the folder {tmp_path/'no'} does not exist"
+    def refuse(fn): raise PermissionError(13, 'Permission denied')
+    monkeypatch.setattr(tr, '_temp_beside', refuse)   # the temporary file the save will make cannot be made
+    with pytest.raises(ValueError) as e: check_writable(tmp_path/'m.pt')
+    assert str(e.value) == f"cannot save to {tmp_path/'m.pt'}: the folder {tmp_path} is not writable (Permission denied)"
+
+def test_check_writable_tries_a_file_in_the_target_folder(tmp_path, monkeypatch):
+    "The early check makes the very temporary file the save will make, beside the target"
+    seen, real = [], tr._temp_beside
+    monkeypatch.setattr(tr, '_temp_beside', lambda fn: seen.append(fn) or real(fn))
+    check_writable(tmp_path/'m.pt')
+    assert seen == [tmp_path/'m.pt'] and list(tmp_path.iterdir()) == []
+
+# ---- save_model, load_model ----
+
+def test_save_and_load_round_trip(tmp_path):
+    "save_model writes the format, name, plain CPU tensors and meta; load_model gives them back with the model"
+    torch.manual_seed(0); params = net_params(n_hidden=5)
+    fn = save_model(str(tmp_path/'m.pt'), 'net', params, accuracy=0.5, arch=dict(n_hidden=5))
+    assert fn == tmp_path/'m.pt' and isinstance(fn, Path) and os.listdir(tmp_path) == ['m.pt']
+    raw = torch.load(fn, weights_only=True)
+    assert raw.keys() == {'format', 'model', 'params', 'meta'} and raw['format'] == 'mnist_basics' and raw['model'] == 'net'
+    assert raw['meta'] == dict(accuracy=0.5, arch=dict(n_hidden=5)) and not any(v.requires_grad for v in raw['params'].values())
+    name, model, loaded, meta = load_model(fn)
+    assert (name, model, meta) == ('net', simple_net, dict(accuracy=0.5, arch=dict(n_hidden=5)))
+    assert loaded.keys() == params.keys() and all(torch.equal(loaded[k], params[k].detach()) for k in params)
+    assert load_model(str(fn))[0] == 'net'
+
+def test_save_model_writes_a_temporary_file_beside_the_target_then_renames(tmp_path, monkeypatch):
+    "While torch.save writes, the target is untouched and the bytes go to `m.pt.*.tmp` in the same folder"
+    fn = save_model(tmp_path/'m.pt', 'linear', linear_params(), note='old')
+    old, real, seen = fn.read_bytes(), torch.save, []
+    def watching_save(obj, f):
+        seen.append((sorted(os.listdir(tmp_path)), fn.read_bytes() == old)); real(obj, f)
+    monkeypatch.setattr(torch, 'save', watching_save)
+    save_model(fn, 'linear', linear_params(), note='new')
+    (names, untouched), = seen
+    assert untouched and len(names) == 2 and names[0] == 'm.pt' and names[1].startswith('m.pt.') and names[1].endswith('.tmp')
+    assert os.listdir(tmp_path) == ['m.pt'] and load_model(fn)[3] == dict(note='new')
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt, OSError])
+def test_save_model_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch, error):
+    "A save that writes part of the file and then fails (disk full, Ctrl-C) leaves the old file whole and no temporary file"
+    fn = save_model(tmp_path/'m.pt', 'linear', linear_params(), note='old')
+    old = fn.read_bytes()
+    def half_then_fail(obj, f):
+        f.write(b'half a model'); f.flush(); raise error('No space left on device')
+    monkeypatch.setattr(torch, 'save', half_then_fail)
+    with pytest.raises(error, match='No space left'): save_model(fn, 'linear', linear_params(), note='new')
+    assert fn.read_bytes() == old and os.listdir(tmp_path) == ['m.pt']
+
+def test_load_model_asks_torch_for_weights_only(tmp_path, monkeypatch):
+    "torch.load is called with weights_only=True (whatever this torch's default) and onto the CPU unless told"
+    fn = save_model(tmp_path/'m.pt', 'linear', linear_params())
+    calls, real = [], torch.load
+    monkeypatch.setattr(torch, 'load', lambda f, **kw: calls.append(kw) or real(f, **kw))
+    load_model(fn); load_model(fn, device='meta')
+    assert calls == [dict(weights_only=True, map_location='cpu'), dict(weights_only=True, map_location='meta')]
+
+class Evil:
+    def __reduce__(self): return (os.system, ('echo pwned',))
+
+def test_load_model_errors(tmp_path, monkeypatch):
+    "Missing, unreadable, code-carrying and foreign files: each refused with its own message naming the file"
+    with pytest.raises(FileNotFoundError) as e: load_model(tmp_path/'absent.pt')
+    assert str(e.value) == f'model file not found: {tmp_path/"absent.pt"}'
+    with pytest.raises(ValueError, match='is a folder, not a model file'): load_model(tmp_path)
+    fn = tmp_path/'evil.pt'; torch.save({'format': 'mnist_basics', 'obj': Evil()}, fn)
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == (f"{fn} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
+                            "values, refused because loading them could run code")
+    fn = tmp_path/'junk.pt'; fn.write_bytes(pickle.dumps([1, 2]) + b'x')  # a pickle, but not a torch file
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value).startswith(f'{fn} is not a mnist_basics model file (unreadable: ') and 'could run code' not in str(e.value)
+    def fails(f, **kw): raise pickle.UnpicklingError('first line ' + 'x'*300 + '\nsecond line')
+    monkeypatch.setattr(torch, 'load', fails)
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'evil.pt')
+    assert str(e.value) == f"{tmp_path/'evil.pt'} is not a mnist_basics model file (first line …)"  # cut at a word, not mid-word
+
+@pytest.mark.parametrize('state', [
+    [1, 2, 3], dict(format='other', model='net', params={}, meta={}), dict(model='net', params={}, meta={}),
+    dict(format='mnist_basics', model='net', params=[1], meta={}), dict(format='mnist_basics', model=3, params={}, meta={}),
+    dict(format='mnist_basics', model='net', params={}, meta=[1]),
+], ids=['list', 'other-format', 'no-format', 'params-list', 'model-number', 'meta-list'])
+def test_load_model_refuses_what_save_model_does_not_write(tmp_path, state):
+    fn = tmp_path/'m.pt'; torch.save(state, fn)
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == f"{fn} is not a mnist_basics model file: expected what save_model writes (model name and state dict)"
+
+def test_load_model_checks_name_shapes_and_architecture(tmp_path):
+    p = linear_params()
+    save_model(tmp_path/'u.pt', 'transformer', p)
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'u.pt')
+    assert str(e.value) == f"{tmp_path/'u.pt'}: unknown model 'transformer'; this version knows linear, net, cnn"
+    save_model(tmp_path/'s.pt', 'linear', dict(weights=p['weights'], bias=torch.zeros(2)))
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'s.pt')
+    assert str(e.value) == (f"{tmp_path/'s.pt'}: the tensors do not fit model 'linear': expected shapes "
+                            "{'weights': torch.Size([784, 1]), 'bias': torch.Size([1])}, found "
+                            "{'weights': torch.Size([784, 1]), 'bias': torch.Size([2])}")
+    torch.save(dict(format='mnist_basics', model='linear', params=dict(weights=p['weights'].detach(), bias=1.0), meta={}), tmp_path/'f.pt')
+    with pytest.raises(ValueError, match="found {'weights': torch.Size\\(\\[784, 1\\]\\), 'bias': None}$"): load_model(tmp_path/'f.pt')
+    save_model(tmp_path/'a.pt', 'net', net_params(), arch=dict(bogus=1))
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'a.pt')
+    assert str(e.value) == f"{tmp_path/'a.pt'}: its architecture settings {{'bogus': 1}} do not fit model 'net'"
+    save_model(tmp_path/'n.pt', 'net', net_params(n_hidden=4), arch=dict(n_hidden=4))
+    assert load_model(tmp_path/'n.pt')[2]['w1'].shape == (784, 4)
+    torch.save(dict(format='mnist_basics', model='linear', params={k: v.detach() for k, v in p.items()}), tmp_path/'bare.pt')
+    assert load_model(tmp_path/'bare.pt')[::3] == ('linear', {})  # meta is optional
+
+# ---- settings, train ----
+
+def test_settings_fill_in_the_defaults():
+    assert settings('linear') == (20, 1., 256) and settings('net') == (20, 1., 256) and settings('cnn') == (5, 1e-2, 128)
+    assert settings('net', 3, 0.5, 64) == (3, 0.5, 64) and settings('cnn', bs=7) == (5, 1e-2, 7)
+    with pytest.raises(ValueError) as e: settings('svm')
+    assert str(e.value) == "unknown model 'svm': choose one of linear, net, cnn"
+
+def test_train_seeds_the_start_and_passes_the_settings(monkeypatch):
+    "train: starting weights from `seed` and `std`, the model's fitter called with the settings, a summary of the result"
+    data, calls = synthetic_mnist(n_train=40, n_valid=30), []
+    def fake_fit(params, ds, epochs, lr, bs, log):
+        calls.append(({k: v.detach().clone() for k, v in params.items()}, ds, epochs, lr, bs, log))
+        with torch.no_grad(): params['weights'].zero_(); params['weights'][:392] = 1; params['bias'].fill_(-300.)
+        return [dict(epoch=0, train_loss=0.25, valid_accuracy=0.)]
+    monkeypatch.setitem(tr.FITTERS, 'linear', fake_fit)
+    monkeypatch.setattr(tr, 'default_device', lambda: torch.device('cpu', 0))  # not used: a device was given
+    ticks = iter([10., 12.3456789])
+    monkeypatch.setattr(tr.time, 'perf_counter', lambda: next(ticks))
+    res = train('linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, data=data, device='cpu', log='LOG')
+    (start, ds, *args), = calls
+    torch.manual_seed(4); expected = linear_params(0.2)
+    assert ds is data and args == [3, 0.5, 8, 'LOG'] and all(torch.equal(start[k], expected[k].detach()) for k in start)
+    acc = exact_accuracy(linear1, res['params'], data.valid_x, data.valid_y)
+    assert 0 < acc < 1
+    summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+    assert summary == dict(model='linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, dataset='synthetic', n_train=40, n_valid=30,
+                           valid_accuracy=acc, n_wrong=round((1 - acc)*30), train_loss=0.25, device='cpu', seconds=2.346)
+    assert res['history'] == [dict(epoch=0, train_loss=0.25, valid_accuracy=0.)] and res['params']['bias'].item() == -300.
+    assert all(v.requires_grad for v in res['params'].values())
+
+def test_train_defaults_and_real_training(monkeypatch, make_digits, tmp_path):
+    "Defaults (net, 20 epochs, lr 1, bs 256, seed 100, std 0.1, default device); a data folder is loaded"
+    seen = []
+    monkeypatch.setitem(tr.FITTERS, 'net', lambda params, ds, **kw: seen.append((params, kw)) or [dict(train_loss=1.)])
+    folder = make_digits(tmp_path/'digits', 3)
+    res = train(data=folder, log=None)
+    (params, kw), = seen
+    torch.manual_seed(100); expected = net_params(0.1)
+    assert kw == dict(epochs=20, lr=1., bs=6, log=None) and all(  # bs 256, but no batch buffer larger than the 6 images
+           torch.equal(params[k].detach(), expected[k]) for k in params)
+    assert res['device'] == str(tr.default_device()) and res['n_train'] == 6 and res['dataset'] == str(folder)
+    with pytest.raises(ValueError, match='std must be a positive finite number, got 0'): train('linear', std=0, data=folder)
+
+def test_train_really_trains():
+    "The real fitters, briefly: the linear model learns the synthetic digits"
+    res = train('linear', epochs=2, data=synthetic_mnist(), log=None, device='cpu')
+    assert res['valid_accuracy'] > 0.9 and res['n_wrong'] == round((1 - res['valid_accuracy'])*100)
+    assert len(res['history']) == 2 and res['train_loss'] == res['history'][-1]['train_loss']
+
+def test_train_puts_params_and_validation_data_on_the_device(monkeypatch):
+    "The starting weights and the validation images go to `device` (here PyTorch's data-less 'meta' device)"
+    seen = []
+    monkeypatch.setitem(tr.FITTERS, 'linear', lambda params, ds, **kw: seen.extend(v.device.type for v in params.values()) or [dict(train_loss=1.)])
+    monkeypatch.setattr(tr, 'exact_accuracy', lambda fn, params, x, y: seen.extend([x.device.type, y.device.type]) or 0.5)
+    res = train('linear', epochs=1, data=synthetic_mnist(n_train=4, n_valid=4), device='meta', log=None)
+    assert seen == ['meta']*4 and res['device'] == 'meta'
