@@ -114,7 +114,7 @@ def _check_members(fn, members):
     if tops & set(SPLITS + FULL_SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
     folders = {Path(m.name).parts[0] for m in members if Path(m.name).parts and (m.isdir() or len(Path(m.name).parts) > 1)}
     if len(tops) != 1 or tops != folders:
-        raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/ (or training/ and testing/), "
+        raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
                          f"found {sorted(tops)[:5] or 'nothing'}")
     return tops.pop()
 
@@ -376,6 +376,7 @@ def xy_digits(stacks:list) -> tuple: # N×28×28 uint8 stacks, one per class
 
 class MnistData:
     "Training and validation tensors: 3s and 7s as the lessons use them (N×1 targets, 3 → 1), or class indices for three digits or more"
+    digits = DIGITS # the digits, in class order (set by `__init__`; the lessons' 3 and 7 otherwise)
     def __init__(self, path, stacks, digits=DIGITS): # data folder, stacks from `load_stacks`, their digits
         self.path, self.digits = path, parse_digits(digits)
         train, valid = dict.fromkeys(k.split('/')[0] for k in stacks) # 'train', 'valid' or 'training', 'testing' (the held-out split)

@@ -208,14 +208,18 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
     arch = arch_of(model, len(digits))
     params = {k: v.detach().to(dev).requires_grad_() for k, v in make_params(std=std, **arch).items()}
     fit_bs = min(bs, len(ds.train_x)) # a batch larger than the data is all of it: no buffer bigger than the data
+    t1 = time.monotonic()
     history = (FITTERS if two else FITTERS_K)[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
+    fit_seconds = time.monotonic() - t1 # training alone, without loading the data
     acc = (exact_accuracy if two else exact_accuracy_k)(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
     held_out = (layout_of(ds.path) or ('train', 'valid'))[1] # the folder of the held-out images
-    return dict(model=model, digits=[int(d) for d in digits], arch=arch, held_out=held_out, epochs=epochs, lr=lr, bs=bs, seed=seed,
+    res = dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed,
                 std=std, dataset=str(ds.path), n_train=len(ds.train_x),
                 n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=round((1-acc)*len(ds.valid_x)),
                 train_loss=history[-1]['train_loss'], device=str(dev), seconds=round(time.perf_counter()-t0, 3),
                 params=params, history=history)
+    if digits != DIGITS: res |= dict(digits=[int(d) for d in digits], arch=arch, held_out=held_out, fit_seconds=round(fit_seconds, 3))
+    return res
 
 # %% ../nbs/93_train.ipynb #df66286a
 def one_line_warnings(prog:str): # the command's name, e.g. 'mnist_train'
@@ -279,9 +283,10 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
         except FloatingPointError as e: fail(e, 1)
         if save:
             try: save_model(save, model, res['params'], accuracy=res['valid_accuracy'], epochs=epochs, lr=lr, bs=bs, seed=seed, std=std,
-                                digits=list(ds.digits), arch=res['arch'])
+                                digits=list(ds.digits), arch=res.get('arch', {}))
             except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
         summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', (layout_of(ds.path) or ('train', 'valid'))[1])
         summary['peak_rss_mb'] = peak_rss_mb()
         if save: summary['saved'] = str(save)
         if json: print(jsonlib.dumps(summary), flush=True)

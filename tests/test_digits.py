@@ -191,10 +191,59 @@ def test_cli_subprocess_ten_digits(full):
     import tempfile, hashlib
     fn = Path(tempfile.gettempdir())/f'mnist_basics_test_{hashlib.sha256(TRAIN.encode()).hexdigest()[:12]}.py'
     if not fn.exists(): fn.write_text(TRAIN)
-    r = subprocess.run([sys.executable, str(fn), '--model', 'net', '--epochs', '2', '--digits', '0,1,2', '--data', str(full), '--json'],
+    r = subprocess.run([sys.executable, str(fn), '--model', 'net', '--epochs', '2', '--lr', '0.01', '--digits', '0,1,2', '--data', str(full), '--json'],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert (s['digits'], s['n_train'], s['n_valid'], s['arch']) == ([0, 1, 2], 9, 6, dict(n_out=3, n_hidden=s['arch']['n_hidden']))
     r = subprocess.run([sys.executable, str(fn), '--digits', '1,1'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == "mnist_train: error: digits: the digit 1 is listed twice; list each digit once, such as '3,7' or '0,1,2'"
+
+# 6. mnist_predict with a ten-digit model
+PREDICT = 'import sys; from mnist_basics.predict import mnist_predict; mnist_predict()'
+
+def _script(code):
+    import tempfile, hashlib
+    fn = Path(tempfile.gettempdir())/f'mnist_basics_test_{hashlib.sha256(code.encode()).hexdigest()[:12]}.py'
+    if not fn.exists(): fn.write_text(code)
+    return str(fn)
+
+@pytest.fixture(scope='module')
+def ten_model(data10, tmp_path_factory):
+    "A ten-digit net trained briefly on the stand-in, saved as mnist_train --save does"
+    res = train('net', epochs=10, data=data10, log=None, device='cpu', seed=0)
+    fn = tmp_path_factory.mktemp('m10')/'ten.pt'
+    save_model(fn, 'net', res['params'], accuracy=res['valid_accuracy'], digits=list(data10.digits), arch=res['arch'])
+    return fn, res['valid_accuracy']
+
+def test_predict_reads_any_digit(ten_model, standin10):
+    from mnist_basics.predict import predict
+    fn, acc = ten_model
+    assert acc > 0.8
+    files = [sorted((standin10/'testing'/str(d)).iterdir())[0] for d in range(10)]
+    rows = predict(fn, files)
+    assert sum(r['label'] == d for r, d in zip(rows, range(10))) >= 7  # measured: 10 of 10 (the net is right 9 times in 10)
+    for r in rows:
+        assert len(r['top3']) == 3 and r['top3'][0] == dict(digit=r['label'], prob=r['prob'])
+        assert r['top3'][0]['prob'] >= r['top3'][1]['prob'] >= r['top3'][2]['prob'] and 0 < sum(t['prob'] for t in r['top3']) <= 1 + 1e-6
+        assert 'prob_3' not in r
+
+def test_mnist_predict_ten_digits_text_and_json(ten_model, standin10):
+    fn, _ = ten_model
+    imgs = [str(sorted((standin10/'testing'/str(d)).iterdir())[1]) for d in (0, 5, 9)]
+    r = subprocess.run([sys.executable, _script(PREDICT), '--model', str(fn), *imgs], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(l.startswith(f'{i}: ') and '(probability ' in l for l, i in zip(lines, imgs))
+    r = subprocess.run([sys.executable, _script(PREDICT), '--model', str(fn), '--json', *imgs], capture_output=True, text=True, timeout=120)
+    rows = [json.loads(l) for l in r.stdout.strip().splitlines()]
+    assert [len(row['top3']) for row in rows] == [3, 3, 3] and all(row['label'] in range(10) for row in rows)
+
+def test_predict_two_digit_subset_labels(data10, tmp_path, standin10):
+    "A two-digit model of 0 and 1 says 0 or 1 (the first digit for a positive score), as a 3-vs-7 model says 3 or 7"
+    from mnist_basics.predict import predict
+    d = load_mnist(standin10, digits='0,1')
+    res = train('linear', epochs=3, data=d, log=None, device='cpu', seed=0)
+    fn = save_model(tmp_path/'01.pt', 'linear', res['params'], digits=['0', '1'], arch={})
+    rows = predict(fn, [sorted((standin10/'testing'/str(k)).iterdir())[0] for k in (0, 1)])
+    assert [r['label'] for r in rows] == [0, 1] and 'prob_3' in rows[0]
