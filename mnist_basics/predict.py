@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from fastcore.script import call_parse, store_true, Param as CLIParam  # aliased: fastai's star import has another `Param`
-from .train import load_model as load_model_file, one_line_warnings, clean_exit  # aliased: fastai's star import has another `load_model`
+from .train import load_model as load_model_file, one_line_warnings, clean_exit, model_digits  # aliased: fastai's star import has another `load_model`
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
@@ -210,8 +210,9 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
             images, # picture files or PIL Images: one, or a list
             on_error=None # called as `on_error(image, exception)` for a picture that cannot be prepared, which is then skipped; None: raise
            ) -> list:
-    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`, `looks_like_digit`, `doubt`"
+    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`, `looks_like_digit`, `doubt`; for a model of more digits `top3` in place of `prob_3`"
     name, fn, params, meta = _load(model)
+    digits = model_digits(model, meta)
     what = f'{model} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
     images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
     good, xs = [], []
@@ -224,25 +225,40 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
     x = torch.stack(xs)
     p = next((v for v in params.values() if v.is_floating_point()), x)  # the weights' device and precision
     try:
-        with torch.no_grad(): scores = fn(x.to(device=p.device, dtype=p.dtype), **params).float().view(-1)
+        with torch.no_grad(): scores = fn(x.to(device=p.device, dtype=p.dtype), **params).float()
     except RuntimeError as e: raise ValueError(f'{what} could not score the images: {str(e).splitlines()[0]}') from None
-    if len(scores) != len(good): raise ValueError(f'{what} returned {len(scores)} scores for {len(good)} images')
+    n_out = 1 if len(digits) == 2 else len(digits) # two digits: one score per image; more: one per digit
+    if scores.numel() != len(good)*n_out: raise ValueError(f'{what} returned {scores.numel()} scores for {len(good)} images of {len(digits)} digits')
     if not torch.isfinite(scores).all(): raise ValueError(f'{what} returned scores that are not finite numbers: its weights are broken')
+    if n_out > 1: return _predict_k(good, xs, scores.view(len(good), n_out), digits)
+    scores = scores.view(-1)
     res = []
     for img, xi, score, p3 in zip(good, xs, scores.tolist(), torch.sigmoid(scores).tolist()):
         file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
-        label = 3 if score > 0 else 7  # the convention of every model in MODELS: a positive score means 3
+        label = int(digits[0]) if score > 0 else int(digits[1])  # the convention of every model in MODELS: a positive score means the first digit, 3
         doubt = digit_doubt(xi)
         res.append(dict(file=file, label=label, prob=p3 if label == 3 else 1 - p3, prob_3=p3, looks_like_digit=doubt is None, doubt=doubt))
     return res
 
+def _predict_k(images, xs, scores, digits): # the images, their prepared pixels, N×k scores, the model's digits
+    "The rows of `predict` for a model of three digits or more: the digit with the highest probability (softmax), and the top three"
+    probs = torch.softmax(scores, dim=1)
+    top_p, top_i = probs.topk(min(3, len(digits)), dim=1)
+    res = []
+    for img, xi, ps, idx in zip(images, xs, top_p.tolist(), top_i.tolist()):
+        file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
+        doubt = digit_doubt(xi)
+        res.append(dict(file=file, label=int(digits[idx[0]]), prob=ps[0], top3=[dict(digit=int(digits[i]), prob=q) for i, q in zip(idx, ps)],
+                        looks_like_digit=doubt is None, doubt=doubt))
+    return res
+
 # %% ../nbs/94_prepare.ipynb #0ee82ff6
 @call_parse
-def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten 3 or 7', str, nargs='+'),
+def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (a 3 or a 7 for a two-digit model)', str, nargs='+'),
                   model:str=None, # model file saved by `mnist_train --save` (required)
                   json:store_true=False # one JSON object per image and line, instead of text
                  ):
-    "Say whether each picture shows a handwritten 3 or a 7, using a model saved by mnist_train"
+    "Say which digit each picture shows (a 3 or a 7 for the lessons' models), using a model saved by mnist_train"
     one_line_warnings('mnist_predict')
     def error(e): print(f'mnist_predict: error: {e}', file=sys.stderr)
     with clean_exit('mnist_predict'):

