@@ -86,6 +86,7 @@ def _unreadable_reason(e:Exception) -> str:
     "Why `torch.load` could not read a file, in a few words (torch's own message is a page long)"
     msg = str(e)
     if isinstance(e, EOFError) or not msg.strip(): return 'the file is empty or cut short'
+    if 'zip archive' in msg: return 'the file is damaged or cut short: it starts like a torch.save file but is not a complete one'
     if 'WeightsUnpickler error:' in msg: # torch names the cause after this marker
         cause = next((l.strip() for l in msg.split('WeightsUnpickler error:', 1)[1].splitlines() if l.strip()), '')
         return f'not a file written by torch.save: {cause}'
