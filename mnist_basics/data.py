@@ -262,11 +262,15 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
 # %% ../nbs/90_data.ipynb #f7da9a36
 JUNK_FILES = {'thumbs.db', 'desktop.ini'} # OS-made files skipped, with hidden (dot) files
 
+def _image_names(folder:Path) -> list: # one digit's folder
+    "Sorted names of the image files in `folder` (strings: fast for 60,000 files), skipping hidden and OS-made files; an error if there are none"
+    names = sorted(n for n in os.listdir(folder) if not n.startswith('.') and n.lower() not in JUNK_FILES)
+    if not names: raise ValueError(f"{folder} holds no images: expected 28×28 grayscale PNGs of one digit")
+    return names
+
 def image_files(folder:Path) -> list: # one digit's folder, e.g. path/'train'/'3'
     "Sorted image files in `folder`, skipping hidden and OS-made files; an error if there are none"
-    files = sorted(f for f in Path(folder).iterdir() if not f.name.startswith('.') and f.name.lower() not in JUNK_FILES)
-    if not files: raise ValueError(f"{folder} holds no images: expected 28×28 grayscale PNGs of one digit")
-    return files
+    return [Path(folder)/n for n in _image_names(folder)]
 
 # %% ../nbs/90_data.ipynb #033fdd4b
 def read_digit(fn:Path) -> np.ndarray: # a 28×28 8-bit grayscale PNG
@@ -350,11 +354,11 @@ def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE or full MNIST
     digits = parse_digits(digits)
     path = check_layout(path, digits)
     key = listing_key(path, digits)
-    files = {f'{s}/{d}': image_files(path/s/d) for s in layout_of(path) for d in digits}
+    names = {f'{s}/{d}': _image_names(path/s/d) for s in layout_of(path) for d in digits} # file names only: cheap when the cache is current
     fn = path/cache_name(digits)
-    stacks = _read_cache(fn, key, {k: len(v) for k, v in files.items()}) if cache else None
+    stacks = _read_cache(fn, key, {k: len(v) for k, v in names.items()}) if cache else None
     if stacks is None:
-        stacks = {k: stack_digits(v) for k, v in files.items()}
+        stacks = {k: stack_digits([path/k/n for n in v]) for k, v in names.items()}
         if cache: _write_cache(fn, key, stacks)
     return stacks
 
