@@ -780,3 +780,6 @@ EXERCISES = { # name -> (check, hint, solution, reference)
     'basic_optim': (check_basic_optim, hint_basic_optim, solution_basic_optim, _BasicOptim),
     'conv_out_size': (check_conv_out_size, hint_conv_out_size, solution_conv_out_size, _conv_out_size),
 }
+
+# %% ../nbs/96_exercises.ipynb #7ef13f8b
+from .digits import check_softmax, hint_softmax, solution_softmax, check_cross_entropy, hint_cross_entropy, solution_cross_entropy

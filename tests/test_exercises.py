@@ -278,3 +278,11 @@ def test_untouched_section_runs_and_says_not_attempted(key):
     assert len(lines) == len(checks) and all(NOT_ATTEMPTED in l for l in lines), lines
     assert all(not name.startswith(('mnist_', 'linear1', 'simple_net', 'BasicOptim')) or name in ('mnist_basics',) for name in ns
                if not name.startswith(('check_', 'hint_', 'solution_', '__'))), 'a stub would shadow a lesson name'
+
+
+def test_ten_digit_checkers_importable_from_exercises(capsys):
+    "The ten-digit lesson's checkers can be imported from mnist_basics.exercises like every other"
+    from mnist_basics.exercises import check_softmax, check_cross_entropy
+    assert check_softmax(lambda x: torch.softmax(x, dim=1)) and check_cross_entropy(torch.nn.functional.cross_entropy)
+    assert not check_softmax(lambda x: x.exp()/x.exp().sum(0, keepdim=True))
+    assert 'column' in capsys.readouterr().out.splitlines()[-1]
