@@ -34,9 +34,6 @@ def _is_counter(name:str) -> bool: # a state-dict key
     "Is `name` one of BatchNorm's integer batch counters?"
     return name.endswith('num_batches_tracked')
 
-_eval_cnn = _blank_cnn().eval()  # the module `cnn_forward` runs, with the caller's tensors
-_cnn_names = {k for k in _eval_cnn.state_dict() if not _is_counter(k)}
-
 def cnn_params(std=None) -> dict: # unused: accepted so that callers can pass `std` to every model's parameter maker
     "A fresh state dict {name: tensor} of a new `cnn_model()`, without BatchNorm's batch counters"
     return {k: v.detach().clone() for k, v in cnn_model().state_dict().items() if not _is_counter(k)}
@@ -45,10 +42,12 @@ def cnn_forward(xb:torch.Tensor, # N×784 images (or N×1×28×28)
                 **params # from `cnn_params` or `fit_cnn`
                ) -> torch.Tensor:
     "The CNN's scores, N×1, using BatchNorm's running statistics (eval mode)"
-    if params.keys() != _cnn_names:
-        raise ValueError(f"cnn_forward: expected the tensors of cnn_params(), missing {sorted(_cnn_names - params.keys())}, "
-                         f"unexpected {sorted(params.keys() - _cnn_names)}")
-    return torch.func.functional_call(_eval_cnn, params, (xb.reshape(-1, 1, 28, 28),))
+    model = _blank_cnn().eval()  # runs with the caller's tensors; building it takes well under a millisecond
+    names = {k for k in model.state_dict() if not _is_counter(k)}
+    if params.keys() != names:
+        raise ValueError(f"cnn_forward: expected the tensors of cnn_params(), missing {sorted(names - params.keys())}, "
+                         f"unexpected {sorted(params.keys() - names)}")
+    return torch.func.functional_call(model, params, (xb.reshape(-1, 1, 28, 28),))
 
 # %% ../nbs/06_cnn.ipynb #fca7a178
 def shift_batch(xb:torch.Tensor, # images N×784 or N×1×28×28 (or N×28×28)

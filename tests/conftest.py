@@ -119,3 +119,19 @@ def synthetic_mnist(n_train:int=300, n_valid:int=100, seed:int=0):
     d.path = Path('synthetic')
     (d.train_x, d.train_y), (d.valid_x, d.valid_y) = make(n_train), make(n_valid)
     return d
+
+
+def synthetic_digits(digits=('0', '1', '2'), n_train:int=60, n_valid:int=30, seed:int=0, path='synthetic'):
+    """An `MnistData` of three digits or more without files: class `c` brighter in its own band of rows, plus noise;
+    targets are class indices, as `xy_digits` builds them."""
+    from mnist_basics.data import MnistData
+    g, k = torch.Generator().manual_seed(seed), len(digits)
+    def make(n):
+        y = torch.arange(n) % k
+        x = torch.rand(n, 28, 28, generator=g)*0.4
+        for c in range(k): x[y == c, c*28//k:(c + 1)*28//k] += 0.6
+        return x.view(n, 784), y
+    d = MnistData.__new__(MnistData)
+    d.path, d.digits = Path(path), tuple(digits)
+    (d.train_x, d.train_y), (d.valid_x, d.valid_y) = make(n_train), make(n_valid)
+    return d

@@ -153,6 +153,45 @@ def test_extract_tgz_refusals(tmp_path):
     with pytest.raises(ValueError, match=f"^{re.escape(str(bad))}: unsafe archive member"): data.extract_tgz(bad)
     assert sorted(os.listdir(tmp_path)) == ['bad.tgz', 'empty.tgz']
 
+def test_extract_tgz_refuses_a_folder_and_a_foreign_folder_in_the_way(tmp_path):
+    "Not a file: named; a folder of the target's name that it did not unpack: left alone, with what to do"
+    with pytest.raises(ValueError) as e: data.extract_tgz(tmp_path)
+    assert str(e.value) == f"{tmp_path} is a folder, not a .tgz archive"
+    fn = make_tgz(tmp_path/'a.tgz', [('mnist', None, 0o755), ('mnist/x.txt', b'new', 0o644)])
+    (tmp_path/'mnist').mkdir(); (tmp_path/'mnist'/'x.txt').write_text('mine')
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn)
+    assert str(e.value) == (f"{fn}: cannot unpack it to {tmp_path/'mnist'}: a folder of that name is already there that was not "
+                            "unpacked from an archive by mnist_basics; rename or remove that folder, or use it directly as the data folder")
+    assert (tmp_path/'mnist'/'x.txt').read_text() == 'mine'
+
+def test_extract_tgz_replaces_what_it_unpacked_from_an_older_archive(tmp_path):
+    "A new archive of the same name: its folder replaces the one the old archive made; nothing else is left behind"
+    fn = make_tgz(tmp_path/'a.tgz', [('mnist', None, 0o755), ('mnist/x.txt', b'old', 0o644)])
+    target = data.extract_tgz(fn)
+    make_tgz(fn, [('mnist', None, 0o755), ('mnist/y.txt', b'new', 0o644)])
+    assert data.extract_tgz(fn) == target
+    assert sorted(os.listdir(target)) == [data.SOURCE_NAME, 'y.txt'] and (target/'y.txt').read_bytes() == b'new'
+    assert sorted(os.listdir(tmp_path)) == ['a.tgz', 'mnist']
+
+def test_extract_tgz_of_a_folders_contents(tmp_path):
+    "An archive of train/ and valid/ themselves (tar -C folder .) unpacks into a folder named after the archive"
+    fn = make_tgz(tmp_path/'digits.tgz', [('./', None, 0o755), ('./train', None, 0o755), ('./train/x.txt', b'x', 0o644),
+                                          ('./valid', None, 0o755)])
+    target = data.extract_tgz(fn)
+    assert target == tmp_path/'digits' and (target/'train'/'x.txt').read_bytes() == b'x' and (target/'valid').is_dir()
+
+def test_extract_tgz_top_level_file_and_folder_of_one_name(tmp_path):
+    "A top-level file `mnist` first and then a folder `mnist/`: not one top-level folder"
+    fn = make_tgz(tmp_path/'a.tgz', [('mnist', b'a file', 0o644), ('mnist/x.txt', b'x', 0o644)])
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn)
+    assert str(e.value) == f"{fn}: expected one top-level folder in the archive, found more"
+    assert os.listdir(tmp_path) == ['a.tgz']
+
+def test_a_lone_top_level_file_is_not_a_folder():
+    with pytest.raises(ValueError) as e: data._check_members('a.tgz', [info('x.txt')])
+    assert str(e.value) == ("a.tgz: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and "
+                            "valid/, found ['x.txt']")
+
 def test_extract_tgz_first_member_unsafe(tmp_path):
     "Even the first member, checked alone before anything else, is refused"
     bad = make_tgz(tmp_path/'bad.tgz', [('../x.txt', b'x', 0o644)])
@@ -201,3 +240,24 @@ def test_read_digit_refuses_other_formats_and_modes(tmp_path):
     assert str(e.value) == f"{fn}: expected an 8-bit grayscale image (mode 'L'), found mode 'RGB'"
     (tmp_path/'t.png').write_bytes(b'not a png')
     with pytest.raises(ValueError, match=f'^{tmp_path}/t.png: not a readable PNG image \\('): data.read_digit(tmp_path/'t.png')
+
+def test_read_digit_refuses_a_huge_picture_from_its_header(tmp_path):
+    fn = forged_png(tmp_path/'huge.png', 20_000, 20_000)
+    with pytest.raises(ValueError) as e: data.read_digit(fn)
+    assert str(e.value).startswith(f"{fn}: expected a 28×28 image, found a far larger one (refused before decoding: ")
+
+def test_read_digit_lets_other_warnings_through(tmp_path, monkeypatch):
+    "Only PIL's decompression-bomb warning is an error: another warning while opening still gives the pixels"
+    px, real = digit_pixels(5), Image.open
+    fn = write_png(tmp_path/'d.png', px)
+    def warns(f, *a, **kw):
+        import warnings; warnings.warn('an odd chunk', UserWarning); return real(f, *a, **kw)
+    monkeypatch.setattr(Image, 'open', warns)
+    with pytest.warns(UserWarning, match='an odd chunk'): assert np.array_equal(data.read_digit(fn), px)
+
+def test_open_image_header_cut_short(tmp_path):
+    "A PNG cut off inside its header: named, with PIL's reason"
+    fn = tmp_path/'cut.png'
+    buf = io.BytesIO(); Image.new('L', (8, 8)).save(buf, 'PNG'); fn.write_bytes(buf.getvalue()[:20])
+    with pytest.raises(ValueError) as e: open_image(fn)
+    assert str(e.value).startswith(f"{fn} could not be read as a PNG or JPEG image (") and str(e.value).endswith(")")

@@ -1,5 +1,5 @@
 "Unit tests of `mnist_basics.train`: settings checks at their boundaries, atomic saving, safe loading, and `train`."
-import math, os, pickle, tempfile
+import math, os, pickle, stat, tempfile
 from pathlib import Path
 import pytest, torch
 import mnist_basics.train as tr
@@ -8,7 +8,9 @@ from mnist_basics.linear import linear1, exact_accuracy
 from mnist_basics.net import simple_net, linear_params, net_params
 from mnist_basics.cnn import cnn_forward
 
-from conftest import synthetic_mnist
+from mnist_basics.digits import linear_k_params, net_k_params, exact_accuracy_k
+
+from conftest import synthetic_mnist, synthetic_digits
 
 torch.set_num_threads(1)
 
@@ -30,6 +32,9 @@ GOOD = dict(model='net', epochs=1, lr=1e-9, bs=1, std=1e-9)
     (dict(std=math.inf), 'std must be a positive finite number, got inf'),
     (dict(std=math.nan), 'std must be a positive finite number, got nan'),
     (dict(std='0.1'), "std must be a positive finite number, got '0.1'"),
+    (dict(seed=-1), 'seed must be an integer from 0 to 2**64 - 1, got -1'),
+    (dict(seed=2**64), f'seed must be an integer from 0 to 2**64 - 1, got {2**64}'),
+    (dict(seed=1.0), 'seed must be an integer from 0 to 2**64 - 1, got 1.0'),
 ])
 def test_check_settings_names_the_bad_one(bad, message):
     "Each bad setting: a ValueError with its own message; the smallest good values pass"
@@ -40,6 +45,7 @@ def test_check_settings_accepts_the_boundaries(tmp_path):
     for model in ('linear', 'net', 'cnn'): check_settings(**(GOOD | dict(model=model)))
     check_settings('linear', 1, 1, 1, std=1)  # ints for lr and std
     check_settings('linear', 1, 1., 1)  # std defaults to a good value
+    check_settings('linear', 1, 1., 1, seed=0); check_settings('linear', 1, 1., 1, seed=2**64 - 1)  # the seeds torch takes
     check_settings('linear', 1, 1., 1, save=tmp_path/'m.pt')
     with pytest.raises(ValueError, match='does not exist'): check_settings('linear', 1, 1., 1, save=tmp_path/'no'/'m.pt')
 
@@ -216,3 +222,108 @@ def test_train_puts_params_and_validation_data_on_the_device(monkeypatch):
     monkeypatch.setattr(tr, 'exact_accuracy', lambda fn, params, x, y: seen.extend([x.device.type, y.device.type]) or 0.5)
     res = train('linear', epochs=1, data=synthetic_mnist(n_train=4, n_valid=4), device='meta', log=None)
     assert seen == ['meta']*4 and res['device'] == 'meta'
+
+# ---- checks of the file system before and while saving ----
+
+def test_check_writable_over_an_existing_file_and_a_name_too_long(tmp_path):
+    "Replacing a file is fine (and leaves it alone); a name too long for the file system says so"
+    (tmp_path/'m.pt').write_bytes(b'mine')
+    check_writable(tmp_path/'m.pt')
+    assert os.listdir(tmp_path) == ['m.pt'] and (tmp_path/'m.pt').read_bytes() == b'mine'
+    long = tmp_path/('m'*300 + '.pt')
+    with pytest.raises(ValueError) as e: check_writable(long)
+    assert str(e.value) == f"cannot save to {long}: the file name is too long for this file system"
+
+def test_save_model_file_permissions(tmp_path):
+    "A new file gets what any program would make (0o666 less the umask); a replaced file keeps its own"
+    old = os.umask(0o022)
+    try: fn = save_model(tmp_path/'new.pt', 'linear', linear_params())
+    finally: os.umask(old)
+    assert stat.S_IMODE(fn.stat().st_mode) == 0o644
+    fn.chmod(0o600); save_model(fn, 'linear', linear_params())
+    assert stat.S_IMODE(fn.stat().st_mode) == 0o600
+
+# ---- three digits or more ----
+
+def test_settings_for_more_digits():
+    assert settings('linear', n_classes=3) == (20, 0.1, 128) and settings('net', n_classes=10) == (20, 0.3, 128)
+    assert settings('linear', n_classes=2) == (20, 1., 256)
+
+def save_k(fn, model='linear', digits=('0', '1', '2'), n_out=3, arch=None, **meta):
+    "A model file of `digits` as `mnist_train --digits` writes it, with `n_out` scores per image"
+    make = dict(linear=linear_k_params, net=net_k_params)[model]
+    return save_model(fn, model, make(n_out=n_out), digits=list(digits), arch=dict(n_out=n_out) if arch is None else arch, **meta)
+
+def test_load_model_of_three_digits(tmp_path):
+    "A three-digit model loads as the k-class model with its digits; asked for other digits, it says which it has"
+    fn = save_k(tmp_path/'k.pt', 'net', arch=dict(n_out=3, n_hidden=256))
+    name, model, params, meta = load_model(fn)
+    assert (name, model, params['w2'].shape, meta['digits']) == ('net', simple_net, (256, 3), ['0', '1', '2'])
+    assert load_model(fn, digits='0,1,2')[0] == 'net' and load_model(fn, digits=[2, 0, 1])[0] == 'net'
+    with pytest.raises(ValueError) as e: load_model(fn, digits='3,7')
+    assert str(e.value) == (f"{fn}: this model tells apart the digits 0,1,2 (3 classes); expected a model of "
+                            "the digits 3,7 (2 classes)")
+    fn = save_k(tmp_path/'bare.pt', arch={})  # no n_out recorded: one score per digit
+    assert load_model(fn)[2]['weights'].shape == (784, 3)
+
+def test_load_model_refuses_scores_that_do_not_fit_the_digits(tmp_path):
+    "An architecture of 4 scores for 3 digits (tensors to match) is refused by name; so are bad digit lists"
+    fn = save_k(tmp_path/'k.pt', n_out=4)
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == f"{fn}: its architecture gives 4 scores per image for 3 digits (0,1,2)"
+    fn = save_model(tmp_path/'d.pt', 'linear', linear_params(), digits=['3', '3'])
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == f"{fn}: its digits ['3', '3'] are not a list of different digits 0 to 9"
+
+def test_load_model_size_limit_at_its_boundary(tmp_path, monkeypatch):
+    "A file of exactly MAX_MODEL_BYTES is read; one byte more is refused before reading"
+    fn = save_model(tmp_path/'m.pt', 'linear', linear_params())
+    size = fn.stat().st_size
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', size)
+    assert load_model(fn)[0] == 'linear'
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', size - 1)
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == f"{fn} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {size - 1:,}"
+
+def test_train_three_digits(monkeypatch):
+    "Three digits: the k-class parameters, fitter, defaults and accuracy; the summary adds digits, architecture and timings"
+    data, calls, real_fit = synthetic_digits(), [], tr.FITTERS_K['linear']
+    def spy_fit(params, ds, **kw):
+        calls.append(({k: v.detach().clone() for k, v in params.items()}, ds, kw)); return real_fit(params, ds, **kw)
+    monkeypatch.setitem(tr.FITTERS_K, 'linear', spy_fit)
+    ticks, fit_ticks = iter([10., 12.3456789]), iter([100., 101.2345678])
+    monkeypatch.setattr(tr.time, 'perf_counter', lambda: next(ticks))
+    monkeypatch.setattr(tr.time, 'monotonic', lambda: next(fit_ticks))
+    res = train('linear', seed=3, std=0.2, data=data, device='cpu', log=None)
+    (start, ds, kw), = calls
+    torch.manual_seed(3); expected = linear_k_params(0.2, n_out=3)
+    assert ds is data and kw == dict(epochs=20, lr=0.1, bs=60, log=None)  # DEFAULTS_K; bs 128, no larger than the data
+    assert start.keys() == expected.keys() and all(torch.equal(start[k], expected[k].detach()) for k in start)
+    acc = exact_accuracy_k(linear1, res['params'], data.valid_x, data.valid_y)
+    assert acc > 0.9
+    summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+    assert summary == dict(model='linear', epochs=20, lr=0.1, bs=128, seed=3, std=0.2, dataset='synthetic', n_train=60,
+                           n_valid=30, valid_accuracy=acc, n_wrong=round((1 - acc)*30), train_loss=res['history'][-1]['train_loss'],
+                           device='cpu', seconds=2.346, digits=[0, 1, 2], arch=dict(n_out=3), held_out='valid', fit_seconds=1.235)
+
+def test_train_names_the_held_out_folder_of_full_mnist(monkeypatch, tmp_path):
+    "Data laid out like full MNIST (training/, testing/): the held-out images are `testing`"
+    (tmp_path/'testing').mkdir()
+    monkeypatch.setitem(tr.FITTERS_K, 'linear', lambda params, ds, **kw: [dict(train_loss=1.)])
+    assert train('linear', data=synthetic_digits(path=tmp_path), log=None)['held_out'] == 'testing'
+
+def test_train_digits_must_match_the_data(monkeypatch):
+    "Digits asked for with an `MnistData` must be its own (in any order); a folder is loaded with the digits asked for"
+    data = synthetic_digits()
+    monkeypatch.setitem(tr.FITTERS_K, 'linear', lambda params, ds, **kw: [dict(train_loss=1.)])
+    with pytest.raises(ValueError) as e: train('linear', data=data, digits='0,1,3')
+    assert str(e.value) == "digits: asked for 0,1,3 but the data holds 0,1,2"
+    assert train('linear', data=data, digits=[2, 1, 0], log=None)['digits'] == [0, 1, 2]
+    seen = []
+    monkeypatch.setattr(tr, 'load_mnist', lambda path, digits: seen.append((path, digits)) or data)
+    assert train('linear', data='some/folder', digits='2,0,1', log=None)['n_train'] == 60
+    assert seen == [('some/folder', ('0', '1', '2'))]
+
+def test_train_checks_the_seed():
+    with pytest.raises(ValueError) as e: train('linear', seed=-1, data=synthetic_mnist(n_train=4, n_valid=4))
+    assert str(e.value) == 'seed must be an integer from 0 to 2**64 - 1, got -1'

@@ -10,7 +10,7 @@ equivalent: it cannot change behaviour. That file lists one mutant per line as `
 A surviving mutant of a function's docstring (mutmut mutates one-line docstrings like any string) counts as equivalent
 without being listed: it changes the help text only. The script exits 1 if a mutant survives that is not listed, or if a listed one no longer survives (or exists).
 Run it from the repository root with the project's venv; it writes only `mutants/` (git-ignored)."""
-import argparse, difflib, json, os, subprocess, sys, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,11 +111,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     seconds = None
     if not args.check:
-        env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'} | {'FASTAI_HOME': os.environ.get('FASTAI_HOME', '/tmp/mnist_basics_mutation')}
-        import shutil; shutil.rmtree(ROOT/'mutants', ignore_errors=True)  # a clean run: no stale stats or results
+        # An empty FASTAI_HOME of its own: the unit tests need no data, and tests/conftest.py would otherwise call the
+        # (mutated) library at import to read a config.ini, which mutmut's forced-failure check turns into a usage error.
+        home = tempfile.mkdtemp(prefix='mnist_basics_mutation_')
+        env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'} | {'FASTAI_HOME': home}
+        shutil.rmtree(ROOT/'mutants', ignore_errors=True)  # a clean run: no stale stats or results
         t0 = time.perf_counter()
         r = subprocess.run([MUTMUT, 'run', '--max-children', str(args.max_children), *SCOPE], cwd=ROOT, env=env)
         seconds = time.perf_counter() - t0
+        shutil.rmtree(home, ignore_errors=True)
         if r.returncode: sys.exit(f'mutmut failed (exit {r.returncode})')
     sys.exit(check(seconds))
 
