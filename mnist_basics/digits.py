@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .data import MnistData, Batches, DIGITS
 from .linear import init_params, linear1
 from .net import simple_net, flush_denormal, num_threads, epoch_range, check_finite
-from .fast import mlp_forward, to_layers, from_layers
+from .fast import mlp_forward, fit_layers
 from .cnn import _conv_block, shift_batch
 
 # %% auto #0
@@ -95,28 +95,13 @@ def fast_fit_k(params:dict, # from `linear_k_params` or `net_k_params`, trained 
                log=print, # per-epoch line; None for silence
                threads:int|None=None # PyTorch threads while training (None: leave as is; the net's 256 hidden units gain from two)
               ) -> list:
-    "SGD on cross-entropy for `linear1`/`simple_net` with k outputs, using `softmax_step`; a list of dicts per epoch as `fit` returns"
+    "SGD on cross-entropy for `linear1`/`simple_net` with k outputs, using `softmax_step`; the epochs run by `fit_layers`, as in `fast_fit`"
     dev = next(iter(params.values())).device
     x, y = data.train_x.to(dev), data.train_y.to(dev)
     check_scores(x[:1, :2], y[:1], 'fast_fit_k') # the targets must be class indices
     valid_xT, valid_y = data.valid_x.to(dev).T.contiguous(), data.valid_y.to(dev)
-    layers = to_layers(params)
-    xbuf, ybuf = x.new_empty(bs, x.shape[1]), y.new_empty(bs)
-    history = []
-    with flush_denormal(), num_threads(threads), torch.no_grad():
-        for epoch in range(epochs):
-            perm, total = torch.randperm(len(x), device=dev), 0.
-            for i in range(0, len(x), bs):
-                idx = perm[i:i+bs]
-                xb = torch.index_select(x, 0, idx, out=xbuf[:len(idx)])
-                yb = torch.index_select(y, 0, idx, out=ybuf[:len(idx)])
-                total += softmax_step(layers, xb, yb, lr)
-            loss = check_finite(total.item()/len(x), epoch)
-            acc = (mlp_forward(layers, valid_xT)[-1].argmax(0) == valid_y).float().mean().item()
-            history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
-            if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
-    from_layers(layers, params)
-    return history
+    def is_right(scores): return scores.argmax(0) == valid_y  # k×M scores: the highest one is the prediction
+    return fit_layers(params, x, y, softmax_step, valid_xT, is_right, epochs, lr, bs, log, threads)
 
 def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k scores
                      x:torch.Tensor, y:torch.Tensor, # images N×784, class indices N

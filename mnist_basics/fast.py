@@ -9,7 +9,7 @@ from .data import MnistData
 from .net import flush_denormal, num_threads, check_finite
 
 # %% auto #0
-__all__ = ['mlp_forward', 'mlp_step', 'to_layers', 'from_layers', 'fast_fit']
+__all__ = ['mlp_forward', 'mlp_step', 'to_layers', 'from_layers', 'fit_layers', 'fast_fit']
 
 # %% ../nbs/92_speed.ipynb #782b5664
 def mlp_forward(layers:list, # [(W, B)] per layer: W is out×in (transposed), B is out×1
@@ -55,6 +55,32 @@ def from_layers(layers:list, params:dict):
         for (W, B), w, b in zip(layers, ps[::2], ps[1::2]): w.copy_(W.T); b.copy_(B.reshape(b.shape))
 
 # %% ../nbs/92_speed.ipynb #067d079a
+def fit_layers(params:dict, # trained in place (`to_layers` in, `from_layers` out)
+               x:torch.Tensor, t:torch.Tensor, # training images N×784 and their targets, in the form `step` takes
+               step, # step(layers, xb, tb, lr): one SGD step on a batch, in place; returns the batch's summed loss
+               valid_xT:torch.Tensor, is_right, # validation images as columns (784×M); is_right(scores) → M booleans
+               epochs:int, lr:float, bs:int, log, threads:int|None # as in `fast_fit`
+              ) -> list:
+    "The epochs of `fast_fit` (and of `fast_fit_k`, lesson `09_digits`): one `randperm` per epoch, batches gathered into reused buffers"
+    layers = to_layers(params)
+    xbuf, tbuf = x.new_empty(bs, x.shape[1]), t.new_empty(bs)
+    history = []
+    with flush_denormal(), num_threads(threads), torch.no_grad():
+        for epoch in range(epochs):
+            perm, total = torch.randperm(len(x), device=x.device), 0.
+            for i in range(0, len(x), bs):
+                idx = perm[i:i+bs]
+                xb = torch.index_select(x, 0, idx, out=xbuf[:len(idx)])
+                tb = torch.index_select(t, 0, idx, out=tbuf[:len(idx)])
+                total += step(layers, xb, tb, lr)
+            loss = check_finite(total.item()/len(x), epoch)
+            acc = is_right(mlp_forward(layers, valid_xT)[-1]).float().mean().item()
+            history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
+            if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
+    from_layers(layers, params)
+    return history
+
+# %% ../nbs/92_speed.ipynb #d365432d
 def fast_fit(params:dict, # the lesson's parameters (linear or simple_net), trained in place
              data:MnistData, # from `load_mnist`
              epochs:int=20, lr:float=1., bs:int=256, # as in `fit`
@@ -66,20 +92,5 @@ def fast_fit(params:dict, # the lesson's parameters (linear or simple_net), trai
     x, y = data.train_x.to(dev), data.train_y.to(dev)
     s_all = (1 - 2*y).view(-1).float()                 # -1 for a 3, +1 for a 7
     valid_xT, valid_yT = data.valid_x.to(dev).T.contiguous(), data.valid_y.to(dev).view(1, -1) == 1
-    layers = to_layers(params)
-    xbuf, sbuf = x.new_empty(bs, x.shape[1]), s_all.new_empty(bs)
-    history = []
-    with flush_denormal(), num_threads(threads), torch.no_grad():
-        for epoch in range(epochs):
-            perm, total = torch.randperm(len(x), device=dev), 0.
-            for i in range(0, len(x), bs):
-                idx = perm[i:i+bs]
-                xb = torch.index_select(x, 0, idx, out=xbuf[:len(idx)])
-                s = torch.index_select(s_all, 0, idx, out=sbuf[:len(idx)])
-                total += mlp_step(layers, xb, s, lr)
-            loss = check_finite(total.item()/len(x), epoch)
-            acc = ((mlp_forward(layers, valid_xT)[-1] > 0) == valid_yT).float().mean().item()
-            history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
-            if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
-    from_layers(layers, params)
-    return history
+    def is_right(scores): return (scores > 0) == valid_yT  # 1×M scores: a positive one says 3
+    return fit_layers(params, x, s_all, mlp_step, valid_xT, is_right, epochs, lr, bs, log, threads)
