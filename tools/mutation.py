@@ -24,12 +24,17 @@ EQUIVALENT = ROOT/'tools'/'equivalent_mutants.txt'
 # - predict's image preparation (to_gray ... prepare_digit, predict, draw_digit): pictures, checked against drawn and
 #   real digits by tests/test_predict.py on the real sample, too slow for a mutation run;
 # - data's finding, downloading, stand-in, caching and batching (find_data, make_standin, load_stacks, Batches ...):
-#   covered by tests/test_data.py on synthetic folders, not part of this audit (maths and safety checks only).
+#   covered by tests/test_data.py on synthetic folders, not part of this audit (maths and safety checks only);
+# - digits' exercise checkers (check_softmax, check_cross_entropy, hint_*, solution_* and their helpers _verdict,
+#   _attempt, _close, _show, _*_cases): feedback text for learners, checked by tests/test_exercises.py, not training maths.
 SCOPE = ['mnist_basics.linear.*', 'mnist_basics.fast.*', 'mnist_basics.cnn.*',
          *(f'mnist_basics.net.x_{f}__mutmut_*' for f in 'simple_net linear_params net_params check_finite epoch_range fit'.split()),
          *(f'mnist_basics.train.x_{f}__mutmut_*' for f in 'check_settings check_writable save_model load_model settings train'.split()),
          *(f'mnist_basics.predict.x_{f}__mutmut_*' for f in '_check_size _too_big open_image'.split()),
-         *(f'mnist_basics.data.x_{f}__mutmut_*' for f in '_check_members _move_into_place extract_tgz read_digit'.split())]
+         *(f'mnist_basics.data.x_{f}__mutmut_*' for f in '_check_members _move_into_place extract_tgz read_digit'.split()),
+         *(f'mnist_basics.digits.x_{f}__mutmut_*' for f in ('linear_k_params net_k_params check_scores softmax log_softmax cross_entropy '
+                                                            'accuracy softmax_step fast_fit_k exact_accuracy_k cnn_k_model _state '
+                                                            'cnn_k_params cnn_k_forward fit_cnn_k confusion_matrix most_confused').split())]
 
 MUTMUT = str(Path(sys.executable).parent/'mutmut')
 
