@@ -75,10 +75,13 @@ def softmax_step(layers:list, # [(W, B)] per layer, transposed as in `mnist_basi
     "One SGD step on cross-entropy with hand-derived gradients, ∂loss/∂z = (softmax(z) − onehot)/n; returns the batch's summed loss"
     acts = mlp_forward(layers, xb.T)                   # each layer's input, then the scores (k×n)
     z = acts.pop()
-    p = z.sub_(z.max(0, keepdim=True).values).exp_()   # softmax down each column, in place
-    p.div_(p.sum(0, keepdim=True))
+    z.sub_(z.max(0, keepdim=True).values)              # each column's largest score becomes 0: exp cannot overflow
     cols = torch.arange(len(yb), device=yb.device)
-    loss = -p[yb, cols].log().sum()
+    right = z[yb, cols]                                # the right class's shifted score (a copy)
+    p = z.exp_()                                       # softmax down each column, in place ...
+    total = p.sum(0, keepdim=True)
+    loss = (total.log() - right).sum()                 # −log softmax = log Σexp − score: finite even when softmax rounds to 0
+    p.div_(total)                                      # ... divided by the column's sum
     p[yb, cols] -= 1                                   # softmax − onehot
     g = p.div_(len(yb))
     for W, B in reversed(layers):
@@ -98,7 +101,7 @@ def fast_fit_k(params:dict, # from `linear_k_params` or `net_k_params`, trained 
     "SGD on cross-entropy for `linear1`/`simple_net` with k outputs, using `softmax_step`; the epochs run by `fit_layers`, as in `fast_fit`"
     dev = next(iter(params.values())).device
     x, y = data.train_x.to(dev), data.train_y.to(dev)
-    check_scores(x[:1, :2], y[:1], 'fast_fit_k') # the targets must be class indices
+    check_scores(x[:, :2], y, 'fast_fit_k') # the targets must be class indices, one per image
     valid_xT, valid_y = data.valid_x.to(dev).T.contiguous(), data.valid_y.to(dev)
     def is_right(scores): return scores.argmax(0) == valid_y  # k×M scores: the highest one is the prediction
     return fit_layers(params, x, y, softmax_step, valid_xT, is_right, epochs, lr, bs, log, threads)
@@ -108,6 +111,7 @@ def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k score
                      bs:int=2048 # images per forward pass (keeps memory small for the CNN)
                     ) -> float:
     "Exact fraction of the images in `x` whose highest score is the right class"
+    if len(x) == 0: raise ValueError("exact_accuracy_k: expected at least one image, got none")
     right = 0
     with torch.no_grad():
         for i in range(0, len(x), bs):
@@ -135,20 +139,22 @@ def cnn_k_params(std=None, # unused: accepted so that callers can pass `std` to 
     "A fresh state dict {name: tensor} of a new `cnn_k_model(n_out, c)`, without BatchNorm's batch counters"
     return {k: v.detach().clone() for k, v in _state(cnn_k_model(n_out, c)).items()}
 
-_eval_models = {} # (n_out, c) -> a `cnn_k_model` in eval mode, run by `cnn_k_forward` with the caller's tensors
+def _blank_cnn_k(params:dict, fn:str) -> nn.Sequential: # tensors from `cnn_k_params`, the caller's name for errors
+    "A `cnn_k_model` the size of `params`, built without drawing from the random generator; a ValueError unless `params` fit it"
+    try: shape = (params['6.weight'].shape[0], params['0.0.weight'].shape[0])
+    except KeyError: raise ValueError(f"{fn}: expected the tensors of cnn_k_params(), got {sorted(params)[:4]} ...") from None
+    with torch.random.fork_rng(devices=[]): model = cnn_k_model(*shape)
+    names = _state(model).keys()
+    if params.keys() != names:
+        raise ValueError(f"{fn}: expected the tensors of cnn_k_params(), missing {sorted(names - params.keys())}, "
+                         f"unexpected {sorted(params.keys() - names)}")
+    return model
 
 def cnn_k_forward(xb:torch.Tensor, # N×784 images (or N×1×28×28)
                   **params # from `cnn_k_params` or `fit_cnn_k`
                  ) -> torch.Tensor:
     "The ten-class CNN's scores, N×k, using BatchNorm's running statistics (eval mode)"
-    try: shape = (params['6.weight'].shape[0], params['0.0.weight'].shape[0])
-    except KeyError: raise ValueError(f"cnn_k_forward: expected the tensors of cnn_k_params(), got {sorted(params)[:4]} ...") from None
-    if shape not in _eval_models:
-        with torch.random.fork_rng(devices=[]): _eval_models[shape] = cnn_k_model(*shape).eval()
-    model = _eval_models[shape]
-    if params.keys() != _state(model).keys():
-        raise ValueError(f"cnn_k_forward: expected the tensors of cnn_k_params(), missing {sorted(_state(model).keys() - params.keys())}, "
-                         f"unexpected {sorted(params.keys() - _state(model).keys())}")
+    model = _blank_cnn_k(params, 'cnn_k_forward').eval()  # runs with the caller's tensors; a new one per call, as `cnn_forward`
     return torch.func.functional_call(model, params, (xb.reshape(-1, 1, 28, 28),))
 
 def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
@@ -158,14 +164,14 @@ def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
               threads:int|None=None, # PyTorch threads while training (None: leave as is)
               wd:float=1e-2, # AdamW weight decay
               max_shift:int=2, # random shift of the training images, in pixels
-              smoothing:float=0.1 # label smoothing: the right class's target is 1 - smoothing (spread over the others)
+              smoothing:float=0.1 # label smoothing: every class gets smoothing/k, the right one 1 - smoothing on top
              ) -> list:
     "Train the ten-class CNN as `fit_cnn` trains the 3-vs-7 one, with cross-entropy; a list of dicts per epoch"
     dev = next(iter(params.values())).device
-    model = cnn_k_model(params['6.weight'].shape[0], params['0.0.weight'].shape[0]).to(dev)
-    model.load_state_dict(params, strict=False)
+    model = _blank_cnn_k(params, 'fit_cnn_k').to(dev)
+    model.load_state_dict(params, strict=False)        # strict=False: `params` leave out BatchNorm's batch counters
+    check_scores(data.train_x[:, :2], data.train_y, 'fit_cnn_k') # the targets must be class indices, one per image
     train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev), bs, shuffle=True)
-    check_scores(data.train_x[:1, :2], data.train_y[:1], 'fit_cnn_k') # the targets must be class indices
     valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl), pct_start=0.25)
@@ -194,6 +200,9 @@ FITTERS_K = dict(linear=fast_fit_k, net=fast_fit_k, cnn=fit_cnn_k) # name -> fit
 # %% ../nbs/09_digits.ipynb #f375a700
 def confusion_matrix(preds:torch.Tensor, targets:torch.Tensor, k:int=10): # predicted and true class indices, number of classes
     "k×k counts: row = the true class, column = the predicted one; the diagonal holds the right answers"
+    for name, t in (('preds', preds), ('targets', targets)):
+        if len(t) and not 0 <= t.min() <= t.max() < k:
+            raise ValueError(f"confusion_matrix: expected {name} to be class indices 0 to {k-1}, got values from {t.min()} to {t.max()}")
     return torch.bincount(targets*k + preds, minlength=k*k).view(k, k)
 
 def most_confused(cm:torch.Tensor, # from `confusion_matrix`

@@ -16,11 +16,6 @@ from conftest import synthetic_mnist, synthetic_digits
 torch.set_num_threads(1)
 REAL_ADAMW, REAL_ONE_CYCLE = torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR  # before any test patches them
 
-@pytest.fixture(autouse=True)
-def no_cached_cnn(monkeypatch):
-    "Every test starts without `cnn_k_forward`'s cached eval-mode models (a forked mutation run inherits earlier tests' cache)"
-    monkeypatch.setattr(digits, '_eval_models', {})
-
 def scores_message(fn, shape):
     return (f"{fn}: expected scores N×k, one column per class (k ≥ 2), got {shape}; a two-class model gives one score "
             "per image (N×1): use mnist_loss and batch_accuracy for it")
@@ -175,6 +170,15 @@ def test_softmax_step_on_huge_scores():
     assert softmax_step(big, xb, yb, 0.5).item() == pytest.approx(loss.item(), abs=1e-2)
     assert torch.allclose(big[0][0], plain[0][0], atol=1e-6) and torch.allclose(big[0][1] - 1000., plain[0][1], atol=1e-3)
 
+def test_softmax_step_loss_is_finite_when_confidently_wrong():
+    "A wrong class 200 above the right one: softmax of the right class rounds to 0, but the loss is ≈200 per image, not inf"
+    w, b = torch.zeros(3, 2), torch.tensor([[0.], [200.], [0.]])  # k×784-style layer on 2 inputs: class 1 always wins by 200
+    xb, yb = torch.zeros(4, 2), torch.tensor([0, 2, 0, 1])
+    scores = (xb @ w.T + b.T)
+    loss = softmax_step([(w, b)], xb, yb, 0.1)
+    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(F.cross_entropy(scores, yb, reduction='sum').item(), rel=1e-6)
+    assert loss.item() == pytest.approx(3*200., rel=1e-6)  # three wrong images, ≈200 each; the right one ≈0
+
 # ---- fast_fit_k ----
 
 def sgd_k_by_hand(model, params, data, epochs, lr, bs):
@@ -251,10 +255,13 @@ def test_fast_fit_k_refuses_two_class_targets():
     "N×1 targets of the 3-vs-7 lessons, or float targets: the fix named before any training"
     data = synthetic_mnist(n_train=20, n_valid=10)
     with pytest.raises(ValueError) as e: fast_fit_k(linear_k_params(n_out=2), data, epochs=1, log=None)
-    assert str(e.value) == targets_message('fast_fit_k', 1, '(1, 1)', 'torch.int64')
+    assert str(e.value) == targets_message('fast_fit_k', 20, '(20, 1)', 'torch.int64')
     data = synthetic_digits(n_train=20, n_valid=10); data.train_y = data.train_y.float()
     with pytest.raises(ValueError) as e: fast_fit_k(linear_k_params(n_out=3), data, epochs=1, log=None)
-    assert str(e.value) == targets_message('fast_fit_k', 1, '(1,)', 'torch.float32')
+    assert str(e.value) == targets_message('fast_fit_k', 20, '(20,)', 'torch.float32')
+    data = synthetic_digits(n_train=20, n_valid=10); data.train_y = data.train_y[:19]  # one label short
+    with pytest.raises(ValueError) as e: fast_fit_k(linear_k_params(n_out=3), data, epochs=1, log=None)
+    assert str(e.value) == targets_message('fast_fit_k', 20, '(19,)', 'torch.int64')
 
 def test_fast_fit_k_divergence_names_the_epoch():
     data = synthetic_digits(n_train=30, n_valid=9)
@@ -285,6 +292,8 @@ def test_exact_accuracy_k_default_batch_is_2048():
 def test_exact_accuracy_k_checks_shapes():
     with pytest.raises(ValueError) as e: exact_accuracy_k(as_scores, {}, torch.zeros(5, 1), torch.zeros(5, dtype=torch.long), bs=2)
     assert str(e.value) == scores_message('exact_accuracy_k', '(2, 1)')
+    with pytest.raises(ValueError, match=r'^exact_accuracy_k: expected at least one image, got none$'):
+        exact_accuracy_k(as_scores, {}, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError) as e: exact_accuracy_k(as_scores, {}, torch.zeros(5, 3), torch.zeros(5, 1, dtype=torch.long), bs=2)
     assert str(e.value) == targets_message('exact_accuracy_k', 2, '(2, 1)', 'torch.int64')
 
@@ -429,11 +438,17 @@ def test_fit_cnn_k_shuffles_every_epoch(monkeypatch):
     assert [len(b) for b in spy.batches] == [16, 16, 8]*2 and all(sorted(o) == list(range(40)) for o in orders)
     assert orders[0] != list(range(40)) and orders[1] != orders[0]
 
-def test_fit_cnn_k_refuses_params_of_another_model():
-    "A tensor the model does not have: a ValueError naming it (raised when the first epoch is scored, not before training)"
+def test_fit_cnn_k_refuses_params_of_another_model(monkeypatch):
+    "A tensor the model does not have, or one missing: a ValueError naming it, before any training"
+    monkeypatch.setattr(torch.optim, 'AdamW', lambda *a, **k: pytest.fail('trained'))
     p = cnn_k_params(n_out=3, c=2); p['extra'] = torch.zeros(1)
     with pytest.raises(ValueError) as e: fit_cnn_k(p, synthetic_digits(n_train=8, n_valid=3), epochs=1, log=None)
-    assert str(e.value) == "cnn_k_forward: expected the tensors of cnn_k_params(), missing [], unexpected ['extra']"
+    assert str(e.value) == "fit_cnn_k: expected the tensors of cnn_k_params(), missing [], unexpected ['extra']"
+    p = cnn_k_params(n_out=3, c=2); del p['2.1.running_var']
+    with pytest.raises(ValueError) as e: fit_cnn_k(p, synthetic_digits(n_train=8, n_valid=3), epochs=1, log=None)
+    assert str(e.value) == "fit_cnn_k: expected the tensors of cnn_k_params(), missing ['2.1.running_var'], unexpected []"
+    with pytest.raises(ValueError) as e: fit_cnn_k({'w': torch.zeros(1)}, synthetic_digits(n_train=8, n_valid=3), epochs=1, log=None)
+    assert str(e.value) == "fit_cnn_k: expected the tensors of cnn_k_params(), got ['w'] ..."
 
 def test_fit_cnn_k_defaults(monkeypatch, capsys):
     "Defaults: 5 epochs, peak lr 0.01, batches of 128, weight decay 0.01, two-pixel shifts, smoothing 0.1, threads as they are, printed lines"
@@ -455,7 +470,7 @@ def test_fit_cnn_k_uses_the_threads_asked_for_then_restores(monkeypatch):
 
 def test_fit_cnn_k_refuses_two_class_targets():
     with pytest.raises(ValueError) as e: fit_cnn_k(cnn_k_params(n_out=2, c=2), synthetic_mnist(n_train=8, n_valid=4), epochs=1, log=None)
-    assert str(e.value) == targets_message('fit_cnn_k', 1, '(1, 1)', 'torch.int64')
+    assert str(e.value) == targets_message('fit_cnn_k', 8, '(8, 1)', 'torch.int64')
 
 def test_fit_cnn_k_divergence_names_the_epoch():
     data = synthetic_digits(n_train=12, n_valid=6)
@@ -473,6 +488,14 @@ def test_confusion_matrix_rows_are_true_classes_columns_predictions():
     assert torch.equal(cm, expected)
     assert torch.equal(confusion_matrix(torch.tensor([0, 1]), torch.tensor([1, 1]), k=3),  # classes never seen: rows and columns of 0
                        torch.tensor([[0, 0, 0], [1, 1, 0], [0, 0, 0]]))
+    assert torch.equal(confusion_matrix(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), k=2), torch.zeros(2, 2, dtype=torch.long))
+
+def test_confusion_matrix_refuses_indices_outside_the_classes():
+    "A prediction of class k (or −1) would land in another cell: a ValueError naming the argument and the range"
+    for preds, targets, name, lo, hi in [([0, 3], [0, 1], 'preds', 0, 3), ([0, 2], [-1, 1], 'targets', -1, 1), ([2, 0], [0, 1], None, 0, 0)]:
+        if name is None: assert confusion_matrix(torch.tensor(preds), torch.tensor(targets), k=3).sum() == 2; continue
+        with pytest.raises(ValueError) as e: confusion_matrix(torch.tensor(preds), torch.tensor(targets), k=3)
+        assert str(e.value) == f"confusion_matrix: expected {name} to be class indices 0 to 2, got values from {lo} to {hi}"
 
 def test_most_confused_pairs_most_frequent_first():
     "(true, predicted, count) off the diagonal, most frequent first, at most n, no pair never confused; named by `digits`"

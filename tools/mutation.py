@@ -34,7 +34,7 @@ SCOPE = ['mnist_basics.linear.*', 'mnist_basics.fast.*', 'mnist_basics.cnn.*',
          *(f'mnist_basics.data.x_{f}__mutmut_*' for f in '_check_members _move_into_place extract_tgz read_digit'.split()),
          *(f'mnist_basics.digits.x_{f}__mutmut_*' for f in ('linear_k_params net_k_params check_scores softmax log_softmax cross_entropy '
                                                             'accuracy softmax_step fast_fit_k exact_accuracy_k cnn_k_model _state '
-                                                            'cnn_k_params cnn_k_forward fit_cnn_k confusion_matrix most_confused').split())]
+                                                            'cnn_k_params _blank_cnn_k cnn_k_forward fit_cnn_k confusion_matrix most_confused').split())]
 
 MUTMUT = str(Path(sys.executable).parent/'mutmut')
 
