@@ -15,11 +15,9 @@ from .fast import mlp_forward, fit_layers
 from .cnn import _conv_block, shift_batch
 
 # %% auto #0
-__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_EPOCHS', 'MODELS_K', 'FITTERS_K', 'NOT_ATTEMPTED', 'linear_k_params', 'net_k_params',
-           'check_scores', 'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'softmax_step', 'fast_fit_k',
-           'exact_accuracy_k', 'cnn_k_model', 'cnn_k_params', 'cnn_k_forward', 'fit_cnn_k', 'confusion_matrix',
-           'most_confused', 'check_softmax', 'check_cross_entropy', 'hint_softmax', 'solution_softmax',
-           'hint_cross_entropy', 'solution_cross_entropy']
+__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_EPOCHS', 'MODELS_K', 'FITTERS_K', 'linear_k_params', 'net_k_params', 'check_scores',
+           'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'softmax_step', 'fast_fit_k', 'exact_accuracy_k',
+           'cnn_k_model', 'cnn_k_params', 'cnn_k_forward', 'fit_cnn_k', 'confusion_matrix', 'most_confused']
 
 # %% ../nbs/09_digits.ipynb #62543404
 N_HIDDEN = 256 # hidden units of the ten-class net (measured in lesson 09_digits)
@@ -214,96 +212,3 @@ def most_confused(cm:torch.Tensor, # from `confusion_matrix`
     counts, idx = off.view(-1).sort(descending=True)
     k = len(cm)
     return [(digits[i//k], digits[i%k], c) for c, i in zip(counts.tolist()[:n], idx.tolist()[:n]) if c > 0]
-
-# %% ../nbs/09_digits.ipynb #0f628d7b
-NOT_ATTEMPTED = 'not attempted yet' # the start of every verdict on an untouched stub (as in `mnist_basics.exercises`)
-
-def _verdict(name:str, ok:bool, msg:str='') -> bool: # the exercise, whether the answer is right, what is wrong
-    "Print a one-line verdict on exercise `name` and return `ok`"
-    line = f'✓ {name} is right' if ok else f'· {name}: {msg}' if msg.startswith(NOT_ATTEMPTED) else f'✗ {name}: {msg}'
-    line = ' '.join(line.split())
-    print(line if len(line) <= 400 else line[:399] + '…')
-    return ok
-
-def _attempt(fn, *args):
-    "`(result, None)`, or `(None, why)` when `fn` raises or is an untouched stub (raises NotImplementedError, returns None or ...)"
-    try: res = fn(*args)
-    except NotImplementedError: return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
-    except Exception as e: return None, f'it raised {type(e).__name__}: {e}'
-    if res is None or res is Ellipsis: return None, f'{NOT_ATTEMPTED} (it returns {res!r}): write the function so it returns its answer'
-    return res, None
-
-def _close(got, want:torch.Tensor, tol:float=1e-6) -> bool:
-    "Whether `got` is a tensor of `want`'s shape with the same values (to `tol`)"
-    try: return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(got.detach().double(), want.double(), rtol=tol, atol=tol)
-    except Exception: return False
-
-def _show(t) -> str:
-    "A short description of `t` for a message"
-    if not isinstance(t, torch.Tensor): return f'{type(t).__name__} {str(t)[:60]}'
-    try: return str([[round(v, 4) for v in row] for row in t.tolist()]) if t.ndim == 2 and t.numel() <= 6 else \
-                str(round(t.item(), 4)) if t.numel() == 1 else f"a tensor of shape {'×'.join(map(str, t.shape))}"
-    except Exception: return f"a tensor of shape {tuple(t.shape)}"
-
-def _softmax_cases():
-    "(description, scores) pairs that tell a right softmax from the usual mistakes"
-    return [('scores [[1, 2, 3]]', torch.tensor([[1., 2., 3.]])),
-            ('scores [[0, 1], [2, 0]]', torch.tensor([[0., 1.], [2., 0.]])),
-            ('large scores [[1000, 1001, 1002]]', torch.tensor([[1000., 1001., 1002.]]))]
-
-def check_softmax(fn) -> bool: # your `softmax(x)`: N×k scores in, N×k probabilities out
-    "Check a hand-written softmax (rows summing to 1, no overflow on large scores); prints a one-line verdict, returns a bool"
-    for desc, x in _softmax_cases():
-        want = torch.softmax(x, dim=1)
-        got, why = _attempt(fn, x.clone())
-        if why: return _verdict('softmax', False, why)
-        if _close(got, want, 1e-5): continue
-        seen = f'for {desc}: expected {_show(want)}, got {_show(got)}'
-        if not isinstance(got, torch.Tensor): return _verdict('softmax', False, f'it should return a tensor ({seen})')
-        if got.shape != want.shape: return _verdict('softmax', False, f'wrong shape: expected one probability per score, N×k ({seen})')
-        if not torch.isfinite(got.double()).all():
-            return _verdict('softmax', False, f"exp overflows to inf on large scores: subtract each row's largest score first; "
-                                             f"softmax(x - max) is the same ({seen})")
-        if _close(got, torch.softmax(x, dim=0), 1e-5):
-            return _verdict('softmax', False, f'each column adds up to 1, not each row: sum along dim=1 with keepdim=True ({seen})')
-        if _close(got, x.exp()/x.exp().sum(), 1e-5):
-            return _verdict('softmax', False, f"divided by the sum over every image: divide each row by its own sum ({seen})")
-        return _verdict('softmax', False, f'wrong values {seen}')
-    return _verdict('softmax', True)
-
-def _ce_cases():
-    "(description, scores, targets) triples that tell a right cross-entropy from the usual mistakes"
-    g = torch.Generator().manual_seed(0)
-    return [('scores [[2, 1, 0.1]] and target [0]', torch.tensor([[2., 1., 0.1]]), torch.tensor([0])),
-            ('four images of ten scores', torch.randn(4, 10, generator=g)*3, torch.tensor([3, 7, 0, 9])),
-            ('large scores [[1000, 0], [0, 1000]] and targets [1, 1]', torch.tensor([[1000., 0.], [0., 1000.]]), torch.tensor([1, 1]))]
-
-def check_cross_entropy(fn) -> bool: # your `cross_entropy(scores, targets)`: N×k scores, N class indices → one number
-    "Check a hand-written cross-entropy against `F.cross_entropy` (to 1e-5); prints a one-line verdict, returns a bool"
-    for desc, x, y in _ce_cases():
-        want = F.cross_entropy(x, y)
-        got, why = _attempt(fn, x.clone(), y.clone())
-        if why: return _verdict('cross_entropy', False, why)
-        if isinstance(got, torch.Tensor) and got.numel() == 1 and _close(got.reshape(()), want, 1e-5): continue
-        seen = f'for {desc}: expected {_show(want)}, got {_show(got)}'
-        if not isinstance(got, torch.Tensor): return _verdict('cross_entropy', False, f'it should return a tensor ({seen})')
-        if got.numel() != 1: return _verdict('cross_entropy', False, f'it should return one number, the mean over the images: end with .mean() ({seen})')
-        logp = torch.log_softmax(x, dim=1)[torch.arange(len(y)), y]
-        hints = [(logp.mean(), 'the sign is wrong: the loss is the *negative* log-probability of the right class'),
-                 (-logp.sum(), 'it is the sum over the images: take the mean, so the loss does not grow with the batch size'),
-                 (-torch.softmax(x, 1)[torch.arange(len(y)), y].mean(), 'take the log of the probability of the right class'),
-                 (-torch.log_softmax(x, 1)[:, 0].mean(), 'pick the right class of each image: index with [range(N), targets]')]
-        for value, hint in hints:
-            if _close(got.reshape(()), value, 1e-5): return _verdict('cross_entropy', False, f'{hint} ({seen})')
-        if not torch.isfinite(got.double()).all():
-            return _verdict('cross_entropy', False, f'inf or nan on large scores: use log_softmax (subtract the max), not log(softmax) ({seen})')
-        return _verdict('cross_entropy', False, f'wrong values {seen}')
-    return _verdict('cross_entropy', True)
-
-def hint_softmax(): print("Exponentiate the scores after subtracting each row's largest one (x.max(dim=1, keepdim=True).values), then divide each row by its sum (.sum(dim=1, keepdim=True)).")
-
-def solution_softmax(): print("def my_softmax(x):\n    e = (x - x.max(dim=1, keepdim=True).values).exp()\n    return e / e.sum(dim=1, keepdim=True)")
-
-def hint_cross_entropy(): print("Take log_softmax of the scores, pick each image's right class with [torch.arange(len(targets)), targets], and return minus the mean.")
-
-def solution_cross_entropy(): print("def my_cross_entropy(scores, targets):\n    logp = log_softmax(scores)\n    return -logp[torch.arange(len(targets)), targets].mean()")

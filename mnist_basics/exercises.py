@@ -17,7 +17,9 @@ __all__ = ['NOT_ATTEMPTED', 'EXERCISES', 'check_mnist_distance', 'hint_mnist_dis
            'solution_mnist_loss', 'check_batch_accuracy', 'hint_batch_accuracy', 'solution_batch_accuracy',
            'check_train_epoch', 'hint_train_epoch', 'solution_train_epoch', 'check_relu', 'hint_relu', 'solution_relu',
            'check_simple_net', 'hint_simple_net', 'solution_simple_net', 'check_basic_optim', 'hint_basic_optim',
-           'solution_basic_optim', 'check_conv_out_size', 'hint_conv_out_size', 'solution_conv_out_size']
+           'solution_basic_optim', 'check_conv_out_size', 'hint_conv_out_size', 'solution_conv_out_size',
+           'check_softmax', 'hint_softmax', 'solution_softmax', 'check_cross_entropy', 'hint_cross_entropy',
+           'solution_cross_entropy']
 
 # %% ../nbs/96_exercises.ipynb #43e1d8dc
 NOT_ATTEMPTED = 'not attempted yet' # the start of every verdict on an untouched stub
@@ -93,36 +95,38 @@ def _show(x) -> str:
     return f'{type(x).__name__} {_one_line(text, 60)}'
 
 def _same(got, expected:torch.Tensor, tol:float=1e-4) -> bool:
-    "Whether `got` is a tensor of `expected`'s shape holding the same values (to `tol`)"
+    "Whether `got` is a tensor of `expected`'s shape holding the same values (to `tol`; NaN matches NaN, as inf matches inf)"
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return False
-    try: return torch.allclose(got.detach().double(), expected.detach().double(), rtol=tol, atol=tol)
+    try: return torch.allclose(got.detach().double(), expected.detach().double(), rtol=tol, atol=tol, equal_nan=True)
     except Exception: return False
 
 # %% ../nbs/96_exercises.ipynb #0079afa3
 def _diagnose(fn, # the learner's function
               case:tuple, # (description of the input, function returning fresh arguments)
               reference, # the right function
-              mistakes:list # (wrong function, hint) pairs
+              mistakes:list, # (wrong function, hint) pairs
+              tol:float=1e-4 # how close a value must be to count as the same
              ) -> str|None:
     "What is wrong with `fn` on `case`, in words, or None when it returns what `reference` returns"
     desc, make_args = case
     expected = reference(*make_args())
     got, why = _run(fn, *make_args())
     if why: return why
-    if _same(got, expected): return None
+    if _same(got, expected, tol): return None
     seen = f'for {desc}: expected {_show(expected)}, got {_show(got)}'
     if not isinstance(got, torch.Tensor): return f'it should return a tensor ({seen})'
     for wrong, hint in mistakes:
-        if _same(got, wrong(*make_args())): return f'{hint} ({seen})'
+        if _same(got, wrong(*make_args()), tol): return f'{hint} ({seen})'
     if got.shape != expected.shape: return f'wrong shape: for {desc}, expected shape {_shape(expected)}, got {_shape(got)}'
     return f'wrong values {seen}'
 
 def _check(name:str, fn, cases:list, reference, mistakes:list,
-           extra=None # optional: extra(fn) -> message or None, run when every case is right
+           extra=None, # optional: extra(fn) -> message or None, run when every case is right
+           tol:float=1e-4 # how close a value must be to the reference's
           ) -> bool:
     "Check `fn` on every case; print one verdict, and return whether it is right"
     for case in cases:
-        msg = _diagnose(fn, case, reference, mistakes)
+        msg = _diagnose(fn, case, reference, mistakes, tol)
         if msg: return _verdict(name, False, msg)
     msg = extra(fn) if extra else None
     return _verdict(name, msg is None, msg or '')
@@ -762,6 +766,79 @@ def solution_conv_out_size():
     "Print a solution for `conv_out_size`"
     _print_solution(_conv_out_size, 'conv_out_size')
 
+# %% ../nbs/96_exercises.ipynb #7e4c5406
+def _softmax(x):
+    e = (x - x.max(dim=1, keepdim=True).values).exp()  # minus each row's largest score: the same answer, and exp cannot overflow
+    return e / e.sum(dim=1, keepdim=True)
+
+_SOFTMAX_CASES = [
+    ('scores [[1, 2, 3]]', lambda: (torch.tensor([[1., 2., 3.]]),)),
+    ('scores [[0, 1], [2, 0]]', lambda: (torch.tensor([[0., 1.], [2., 0.]]),)),
+    ('large scores [[1000, 1001, 1002]]', lambda: (torch.tensor([[1000., 1001., 1002.]]),)),
+]
+_SOFTMAX_MISTAKES = [
+    (lambda x: x.exp()/x.exp().sum(1, keepdim=True), "exp overflows to inf on large scores: subtract each row's largest score first; "
+                                                     "softmax(x - max) is the same"),
+    (lambda x: x.exp()/x.exp().sum(0, keepdim=True), 'each column adds up to 1, not each row: sum along dim=1 with keepdim=True'),
+    (lambda x: x.exp()/x.exp().sum(), 'you divided by the sum over every image: divide each row by its own sum'),
+]
+
+def check_softmax(softmax # your function x (N×k scores) -> N×k probabilities, each row adding up to 1
+                 ) -> bool:
+    "Check a `softmax(x)` against `torch.softmax` on three batches of scores, the last too large for a plain exp; print the verdict"
+    return _check('softmax', softmax, _SOFTMAX_CASES, _softmax, _SOFTMAX_MISTAKES, tol=1e-5)
+
+def hint_softmax():
+    "Print a hint for `softmax`"
+    print("Subtract each row's largest score (x.max(dim=1, keepdim=True).values), exponentiate, then divide each row by its own sum "
+          "(.sum(dim=1, keepdim=True)).")
+
+def solution_softmax():
+    "Print a solution for `softmax`"
+    _print_solution(_softmax, 'softmax')
+
+# %% ../nbs/96_exercises.ipynb #07eff561
+def _cross_entropy(scores, targets):
+    m = scores.max(dim=1, keepdim=True).values
+    logp = scores - m - (scores - m).exp().sum(dim=1, keepdim=True).log()  # log-softmax: never the log of a probability rounded to 0
+    return -logp[torch.arange(len(targets)), targets].mean()
+
+def _ten_scores():
+    "Four images of ten scores and their class indices, the same every call (drawn from a private generator)"
+    return torch.randn(4, 10, generator=torch.Generator().manual_seed(0))*3, torch.tensor([3, 7, 0, 9])
+
+def _right_logp(scores, targets): return torch.log_softmax(scores, dim=1)[torch.arange(len(targets)), targets]
+
+_LOG_OF_SOFTMAX = 'inf or nan on large scores: use log-softmax (subtract the max), not log(softmax)'
+_CE_CASES = [
+    ('scores [[2, 1, 0.1], [0, 3, 1]] and targets [0, 1]', lambda: (torch.tensor([[2., 1., 0.1], [0., 3., 1.]]), torch.tensor([0, 1]))),
+    ('four images of ten scores and targets [3, 7, 0, 9]', _ten_scores),
+    ('large scores [[1000, 0], [0, 1000]] and targets [1, 1]', lambda: (torch.tensor([[1000., 0.], [0., 1000.]]), torch.tensor([1, 1]))),
+]
+_CE_MISTAKES = [
+    (lambda s, t: _right_logp(s, t).mean(), 'the sign is wrong: the loss is the *negative* log-probability of the right class'),
+    (lambda s, t: -_right_logp(s, t).sum(), 'it is the sum over the images: take the mean, so the loss does not grow with the batch size'),
+    (lambda s, t: -torch.softmax(s, dim=1)[torch.arange(len(t)), t].mean(), 'take the log of the probability of the right class'),
+    (lambda s, t: -torch.log_softmax(s, dim=1)[:, 0].mean(), 'pick the right class of each image: index with [torch.arange(N), targets]'),
+    (lambda s, t: -_right_logp(s, t), 'it should return one number, the mean over the images: end with .mean()'),
+    (lambda s, t: -_softmax(s)[torch.arange(len(t)), t].log().mean(), _LOG_OF_SOFTMAX),  # log of 0: inf
+    (lambda s, t: -(s.exp()/s.exp().sum(1, keepdim=True))[torch.arange(len(t)), t].log().mean(), _LOG_OF_SOFTMAX),  # inf/inf: nan
+]
+
+def check_cross_entropy(cross_entropy # your function (scores N×k, targets N class indices) -> the mean loss, one number
+                       ) -> bool:
+    "Check a `cross_entropy(scores, targets)` against `F.cross_entropy` on three batches, the last too large for log(softmax); print the verdict"
+    return _check('cross_entropy', cross_entropy, _CE_CASES, _cross_entropy, _CE_MISTAKES, tol=1e-5)
+
+def hint_cross_entropy():
+    "Print a hint for `cross_entropy`"
+    print("Take the log-softmax of the scores (with m each row's largest score: scores - m - the log of the row's sum of exp(scores - m)), "
+          "pick each image's right class with [torch.arange(len(targets)), targets], and return minus the mean.")
+
+def solution_cross_entropy():
+    "Print a solution for `cross_entropy`"
+    _print_solution(_cross_entropy, 'cross_entropy')
+
 # %% ../nbs/96_exercises.ipynb #66ea0994
 EXERCISES = { # name -> (check, hint, solution, reference)
     'xy': (check_xy, hint_xy, solution_xy, _xy),
@@ -779,7 +856,6 @@ EXERCISES = { # name -> (check, hint, solution, reference)
     'simple_net': (check_simple_net, hint_simple_net, solution_simple_net, _simple_net),
     'basic_optim': (check_basic_optim, hint_basic_optim, solution_basic_optim, _BasicOptim),
     'conv_out_size': (check_conv_out_size, hint_conv_out_size, solution_conv_out_size, _conv_out_size),
+    'softmax': (check_softmax, hint_softmax, solution_softmax, _softmax),
+    'cross_entropy': (check_cross_entropy, hint_cross_entropy, solution_cross_entropy, _cross_entropy),
 }
-
-# %% ../nbs/96_exercises.ipynb #7ef13f8b
-from .digits import check_softmax, hint_softmax, solution_softmax, check_cross_entropy, hint_cross_entropy, solution_cross_entropy

@@ -25,8 +25,8 @@ EQUIVALENT = ROOT/'tools'/'equivalent_mutants.txt'
 #   real digits by tests/test_predict.py on the real sample, too slow for a mutation run;
 # - data's finding, downloading, stand-in, caching and batching (find_data, make_standin, load_stacks, Batches ...):
 #   covered by tests/test_data.py on synthetic folders, not part of this audit (maths and safety checks only);
-# - digits' exercise checkers (check_softmax, check_cross_entropy, hint_*, solution_* and their helpers _verdict,
-#   _attempt, _close, _show, _*_cases): feedback text for learners, checked by tests/test_exercises.py, not training maths.
+# - the exercise checkers (mnist_basics.exercises, the ten-digit lesson's check_softmax and check_cross_entropy included):
+#   feedback text for learners, checked by tests/test_exercises.py, not training maths.
 SCOPE = ['mnist_basics.linear.*', 'mnist_basics.fast.*', 'mnist_basics.cnn.*',
          *(f'mnist_basics.net.x_{f}__mutmut_*' for f in 'simple_net linear_params net_params check_finite epoch_range fit'.split()),
          *(f'mnist_basics.train.x_{f}__mutmut_*' for f in 'check_settings check_writable save_model load_model settings train'.split()),
