@@ -337,6 +337,9 @@ def _step_problem(params, before:list, grads:list, lr:float, what:str) -> str|No
     if now_is(expected): return None
     seen = (f'with lr={lr} and gradients {", ".join(_show(g) for g in grads)}, expected the parameters to become '
             f'{", ".join(_show(e) for e in expected)}; they are {", ".join(_show(a) for a in after)}')
+    if now_is(before) and _cleared(params):
+        return (f'{what} cleared the gradients before using them, so the parameters did not move: '
+                f'step first (p.data -= lr * p.grad), then clear the gradients ({seen})')
     if now_is(before): return (f'{what} changed nothing: update each parameter in place, p.data -= lr * p.grad '
                                f'(p = p - ... only gives the name p a new tensor) ({seen})')
     if now_is([b + lr*g for b, g in zip(before, grads)]):
