@@ -119,7 +119,7 @@ def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k score
     return right/len(x)
 
 # %% ../nbs/09_digits.ipynb #8dd1a3df
-CNN_CHANNELS, CNN_EPOCHS = 24, 7 # the ten-class CNN recipe of `mnist_train --digits all --model cnn` (measured: see the README)
+CNN_CHANNELS, CNN_EPOCHS = 24, 7 # the ten-class CNN recipe of `mnist_train --digits all --model cnn` (measured: see 09_digits)
 
 def cnn_k_model(n_out:int=10, # one score per class
                 c:int=CNN_CHANNELS # channels of the first block; each block doubles them
