@@ -135,3 +135,14 @@ def synthetic_digits(digits=('0', '1', '2'), n_train:int=60, n_valid:int=30, see
     d.path, d.digits = Path(path), tuple(digits)
     (d.train_x, d.train_y), (d.valid_x, d.valid_y) = make(n_train), make(n_valid)
     return d
+
+
+REAL_ADAMW, REAL_ONE_CYCLE = torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR  # before any test patches them
+
+def one_cycle(lr, total):
+    "The learning rates torch's OneCycleLR(max_lr=lr, total_steps=total, pct_start=0.25) gives AdamW, step by step"
+    opt = REAL_ADAMW([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = REAL_ONE_CYCLE(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    lrs = []
+    for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
+    return lrs

@@ -7,10 +7,9 @@ from mnist_basics.cnn import cnn_model, cnn_params, cnn_forward, shift_batch, fi
 from mnist_basics.linear import exact_accuracy
 from mnist_basics.net import MODELS
 
-from conftest import synthetic_mnist
+from conftest import synthetic_mnist, one_cycle
 
 torch.set_num_threads(1)
-REAL_ADAMW, REAL_ONE_CYCLE = torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR  # before any test patches them
 
 SHAPES = {'0.0.weight': (8, 1, 3, 3), '1.0.weight': (16, 8, 3, 3), '2.0.weight': (32, 16, 3, 3), '3.0.weight': (64, 32, 3, 3),
           '6.weight': (1, 64), '6.bias': (1,)} | {f'{i}.1.{k}': (c,) for i, c in enumerate((8, 16, 32, 64))
@@ -98,14 +97,6 @@ class Spy:
         monkeypatch.setattr(cnn.F, 'binary_cross_entropy_with_logits', bce)
         monkeypatch.setattr(cnn, 'shift_batch', lambda xb, s: spy.shifts.append(s) or real_shift(xb, s))
         monkeypatch.setattr(torch, 'set_num_threads', lambda n: spy.threads.append(n) or real_threads(n))
-
-def one_cycle(lr, total):
-    "The learning rates torch's OneCycleLR(max_lr=lr, total_steps=total, pct_start=0.25) gives AdamW, step by step"
-    opt = REAL_ADAMW([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = REAL_ONE_CYCLE(opt, max_lr=lr, total_steps=total, pct_start=0.25)
-    lrs = []
-    for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
-    return lrs
 
 def test_fit_cnn_follows_the_one_cycle_schedule(monkeypatch):
     "Each step's learning rate is OneCycleLR's (warm-up over the first quarter, then down), with AdamW's weight decay"

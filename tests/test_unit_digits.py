@@ -11,10 +11,9 @@ from mnist_basics.linear import init_params, linear1
 from mnist_basics.net import simple_net
 from mnist_basics.fast import to_layers, from_layers
 
-from conftest import synthetic_mnist, synthetic_digits
+from conftest import synthetic_mnist, synthetic_digits, one_cycle
 
 torch.set_num_threads(1)
-REAL_ADAMW, REAL_ONE_CYCLE = torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR  # before any test patches them
 
 def scores_message(fn, shape):
     return (f"{fn}: expected scores N×k, one column per class (k ≥ 2), got {shape}; a two-class model gives one score "
@@ -389,14 +388,6 @@ class Spy:
         self.batches = []
         monkeypatch.setattr(digits, 'shift_batch', lambda xb, s: spy.shifts.append(s) or spy.batches.append(xb.clone()) or real_shift(xb, s))
         monkeypatch.setattr(torch, 'set_num_threads', lambda n: spy.threads.append(n) or real_threads(n))
-
-def one_cycle(lr, total):
-    "The learning rates torch's OneCycleLR(max_lr=lr, total_steps=total, pct_start=0.25) gives AdamW, step by step"
-    opt = REAL_ADAMW([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = REAL_ONE_CYCLE(opt, max_lr=lr, total_steps=total, pct_start=0.25)
-    lrs = []
-    for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
-    return lrs
 
 def test_fit_cnn_k_follows_the_one_cycle_schedule(monkeypatch):
     "Each step's learning rate is OneCycleLR's (warm-up over the first quarter, then down), with AdamW's weight decay"
