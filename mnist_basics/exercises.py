@@ -4,7 +4,7 @@
 
 # %% ../nbs/96_exercises.ipynb #a820e5e9
 from __future__ import annotations
-import inspect, math
+import inspect, math, numbers, warnings
 import torch
 from .linear import calc_grad
 
@@ -45,25 +45,42 @@ def _verdict(name:str, # the exercise, e.g. 'mnist_distance'
 # %% ../nbs/96_exercises.ipynb #c26941e0
 _ERROR_HINTS = [ # (words in an error message, what usually causes it)
     ('could not infer output dtype', 'turn the True/False tensor into numbers with .float() before taking .mean()'),
-    ('leaf Variable that requires grad', 'a parameter that tracks gradients cannot be changed in place: change p.data instead '
-                                         '(or work inside torch.no_grad())'),
-    ("has no attribute 'zero_'", '.grad is None until backward() has run: zero the gradients after each step'),
+    ('leaf Variable that requires grad', 'a tensor that tracks gradients cannot be changed in place: in a training step change '
+                                         'p.data instead; in a calculation use the version without _ (sigmoid(), not sigmoid_())'),
+    ("has no attribute 'zero_'", '.grad is None here: either backward() has not run yet, or p is no longer the parameter '
+                                 '(p = p - ... makes a new tensor without a gradient): change p.data in place'),
+    ("'str' object has no attribute", 'looping over a dict gives its keys (strings): loop over params.values()'),
+    ('bitwise_xor', '^ is "exclusive or" in Python, not a power: square with **2'),
+    ("not implemented for 'Bool'", 'arithmetic on True/False does not work: turn them into numbers with .float() first'),
+    ('with a bool tensor is not supported', 'arithmetic on True/False does not work: turn them into numbers with .float() first'),
+    ('Dimension out of range', 'an axis number is too large for these inputs (one image has no batch axis): count axes from '
+                               'the end, as in .mean((-1, -2)), so the same code works with or without a batch'),
     ('cannot be multiplied', 'the sizes of @ do not fit: an N×k matrix can only multiply a k×m one'),
     ('must match the size of tensor', 'two tensors could not be broadcast together: print their shapes'),
 ]
 
-def _raised(e:Exception) -> str:
+def _text(e:BaseException) -> str:
+    "`str(e)`, or a stand-in when even that fails"
+    try: return str(e)
+    except Exception: return '(its message could not be shown)'
+
+def _raised(e:BaseException) -> str:
     "What the learner needs to know about the error `e`: a hint first when it is a common one, then the error"
-    err = f'it raised {type(e).__name__}: {e}'
+    err = f'it raised {type(e).__name__}: {_text(e)}'
     for words, hint in _ERROR_HINTS:
-        if words in str(e): return f'{hint} ({err})'
+        if words in _text(e): return f'{hint} ({err})'
     return err
 
 def _call(fn, *args):
-    "Call `fn(*args)`: `(result, None)`, or `(None, why)` when it raises (an untouched stub raises NotImplementedError)"
-    try: return fn(*args), None
-    except NotImplementedError: return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
-    except Exception as e: return None, _raised(e)
+    "Call `fn(*args)`: `(result, None)`, or `(None, why)` when it raises (an untouched stub: a bare NotImplementedError)"
+    try:
+        with warnings.catch_warnings():  # the verdict is the one line printed: PyTorch's warnings about the answer are not
+            warnings.simplefilter('ignore')
+            return fn(*args), None
+    except NotImplementedError as e:
+        if _text(e): return None, _raised(e)  # PyTorch's own, for an operation it cannot do: not the stub
+        return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
+    except (Exception, SystemExit) as e: return None, _raised(e)
 
 def _run(fn, *args):
     "Like `_call`, but a result of `None` or `...` also counts as an untouched stub"
@@ -84,9 +101,15 @@ def _rounded(v):
 
 def _show(x) -> str:
     "A short description of `x` for a message: small tensors by value, big ones by shape, anything else by type and value"
+    try: return _describe(x)
+    except Exception: return f'a {type(x).__name__}'
+
+def _describe(x) -> str:
+    "`_show`'s description, which may raise on strange objects"
     if isinstance(x, torch.Tensor):
         if x.ndim == 0: return str(_rounded(x.item()))
         if x.numel() <= 8: return f'{_rounded(x.tolist())} (shape {_shape(x)})'
+        if x.dtype == torch.bool and x.ndim == 1: return f'True at positions {x.nonzero().view(-1).tolist()} of {len(x)}'
         try: return f'a tensor of shape {_shape(x)} with values from {_rounded(x.min().item())} to {_rounded(x.max().item())}'
         except Exception: return f'a tensor of shape {_shape(x)}'
     if isinstance(x, float): return f'float {_rounded(x)}'
@@ -112,13 +135,46 @@ def _diagnose(fn, # the learner's function
     expected = reference(*make_args())
     got, why = _run(fn, *make_args())
     if why: return why
-    if _same(got, expected, tol): return None
     seen = f'for {desc}: expected {_show(expected)}, got {_show(got)}'
+    if _same(got, expected, tol): return _dtype_problem(got, expected, seen)
+    if type(got).__module__ == 'torch.return_types':
+        return (f'x.{type(got).__name__}(n) looks along axis n and returns the values and their positions, not a comparison '
+                f'with n: to compare every value with a number, use x.clamp(min=n) or x.clamp(max=n) ({seen})')
     if not isinstance(got, torch.Tensor): return f'it should return a tensor ({seen})'
     for wrong, hint in mistakes:
         if _same(got, wrong(*make_args()), tol): return f'{hint} ({seen})'
     if got.shape != expected.shape: return f'wrong shape: for {desc}, expected shape {_shape(expected)}, got {_shape(got)}'
+    if _nonfinite(got) and not _nonfinite(expected):
+        return f'the result has nan or inf where the answer is finite: something overflowed (exp of a large number?) or divided 0 by 0 ({seen})'
     return f'wrong values {seen}'
+
+def _nonfinite(t:torch.Tensor) -> bool:
+    "Whether `t` holds a nan or an inf (False when that cannot be checked)"
+    try: return not bool(torch.isfinite(t).all())
+    except Exception: return False
+
+def _dtype_problem(got:torch.Tensor, expected:torch.Tensor, seen:str) -> str|None:
+    "None when `got` (with the right values) has `expected`'s type of float, else what to change"
+    if got.dtype == expected.dtype or not expected.is_floating_point(): return None
+    return (f'the values are right, but they are {str(got.dtype)[6:]}, not {str(expected.dtype)[6:]} like the inputs: leave out '
+            f'.double() (or .half()), or add .float() ({seen})')
+
+def _gradient_problem(make_args, # returns the arguments, those to differentiate with requires_grad set
+                      names:tuple # the arguments' names, for the message
+                     ):
+    "An `extra` for `_check`: None when every input that tracks gradients gets one back from the answer's result, else why not"
+    def problem(fn):
+        args = make_args()
+        res, why = _run(fn, *args)
+        if why: return why
+        if getattr(res, 'requires_grad', False): _, why = _call(lambda: res.sum().backward())
+        lost = [n for n, a in zip(names, args) if isinstance(a, torch.Tensor) and a.requires_grad and a.grad is None]
+        if why or lost:
+            return (f'the value is right but carries no gradient back to {" and ".join(lost) or "its inputs"}, so backward() cannot '
+                    'train with it: build it from tensor operations on the inputs (no .item(), .detach() or torch.tensor(...) '
+                    'around a result)')
+        return None
+    return problem
 
 def _check(name:str, fn, cases:list, reference, mistakes:list,
            extra=None, # optional: extra(fn) -> message or None, run when every case is right
@@ -201,10 +257,11 @@ def solution_mean_image():
 def _is_3(x, mean3, mean7): return _mnist_distance(x, mean3) < _mnist_distance(x, mean7)
 
 def _is_3_args():
-    "A batch of five 2×4 images and two ideals, on which L1 and L2 distances disagree about one image"
-    return _pictures(5, 2, 4, seed=21), _pictures(2, 4, seed=5), _pictures(2, 4, seed=6)
+    "A batch of sixteen 2×4 images and two ideals, on which L1 and L2 distances disagree about one image"
+    return _pictures(16, 2, 4, seed=21), _pictures(2, 4, seed=5), _pictures(2, 4, seed=6)
 
-_IS_3_CASES = [('a batch of five 2×4 images x and two 2×4 ideals', _is_3_args)]
+_IS_3_CASES = [('a batch of sixteen 2×4 images x and two 2×4 ideals', _is_3_args),
+               ('one 2×4 image x and two 2×4 ideals', lambda: (_pictures(2, 4, seed=22), _pictures(2, 4, seed=5), _pictures(2, 4, seed=6)))]
 _IS_3_MISTAKES = [
     (lambda x, m3, m7: _mnist_distance(x, m3) > _mnist_distance(x, m7), 'the comparison is the wrong way round: an image is a 3 when its distance to the ideal 3 is the *smaller* one'),
     (lambda x, m3, m7: (x - m3).abs().mean() < (x - m7).abs().mean(), 'you averaged over the whole batch, so it gets one answer; each image needs its own: average over the last two axes'),
@@ -214,7 +271,7 @@ _IS_3_MISTAKES = [
 
 def check_is_3(is_3 # your function (x, mean3, mean7) -> True for each image of x closer to mean3 than to mean7
               ) -> bool:
-    "Check an `is_3(x, mean3, mean7)` on a batch of five small images; print the verdict"
+    "Check an `is_3(x, mean3, mean7)` on a batch of sixteen small images and on one; print the verdict"
     return _check('is_3', is_3, _IS_3_CASES, _is_3, _IS_3_MISTAKES)
 
 def hint_is_3():
@@ -259,9 +316,13 @@ def _xy_problem(xy) -> str|None:
     if why: return why
     if not (isinstance(res, (tuple, list)) and len(res) == 2):
         return f'it should return two tensors, (x, y); got {_show(res)}'
+    x, y = _xy(*_digit_stacks())
+    if _same(res[0], y) and _same(res[1], x): return 'the two are in the wrong order: return x, y (the images first)'
     for got, ref, mistakes, what in ((res[0], _xy(*_digit_stacks())[0], _XY_X_MISTAKES, 'x'),
                                      (res[1], _xy(*_digit_stacks())[1], _XY_Y_MISTAKES, 'y')):
-        if _same(got, ref): continue
+        if _same(got, ref):
+            if (msg := _dtype_problem(got, ref, f'{what} for {_XY_DESC}')): return msg
+            continue
         seen = f'for {_XY_DESC}: expected {what} = {_show(ref)}, got {_show(got)}'
         if not isinstance(got, torch.Tensor): return f'{what} should be a tensor ({seen})'
         for wrong, hint in mistakes:
@@ -301,7 +362,8 @@ _MSE_MISTAKES = [
 def check_mse(mse # your function (preds, targets) -> mean squared error
              ) -> bool:
     "Check an `mse(preds, targets)` on four predictions; print the verdict"
-    return _check('mse', mse, _MSE_CASES, _mse, _MSE_MISTAKES)
+    return _check('mse', mse, _MSE_CASES, _mse, _MSE_MISTAKES,
+                  extra=_gradient_problem(lambda: (torch.tensor([1., 2., 5., 0.], requires_grad=True), torch.tensor([2., 2., 1., 1.])), ('preds', 'targets')))
 
 def hint_mse():
     "Print a hint for `mse`"
@@ -316,6 +378,10 @@ def _sgd_step(params, lr):
     for p in params:
         p.data -= lr * p.grad
         p.grad.zero_()
+
+_LR = 0.05 # the learning rate the training checkers use: not the lessons' 0.1 or 1, so that a hard-coded one shows
+_REPLACED = ('you replaced the parameters ({} = ...) with new tensors: the model still holds the old ones, which did not move; '
+             'change each one in place, p.data -= lr * p.grad')
 
 def _toy_params() -> list:
     "Two parameters, with the gradients of f = sum of their squares in `.grad`"
@@ -338,8 +404,9 @@ def _step_problem(params, before:list, grads:list, lr:float, what:str) -> str|No
     seen = (f'with lr={lr} and gradients {", ".join(_show(g) for g in grads)}, expected the parameters to become '
             f'{", ".join(_show(e) for e in expected)}; they are {", ".join(_show(a) for a in after)}')
     if now_is(before) and _cleared(params):
-        return (f'{what} cleared the gradients before using them, so the parameters did not move: '
-                f'step first (p.data -= lr * p.grad), then clear the gradients ({seen})')
+        return (f'{what} left the parameters where they were and cleared their gradients: either it cleared the gradients before '
+                f'using them (step first, then clear), or it stepped a new tensor (p = p - ... only gives the name p a new '
+                f'tensor) instead of changing p.data in place ({seen})')
     if now_is(before): return (f'{what} changed nothing: update each parameter in place, p.data -= lr * p.grad '
                                f'(p = p - ... only gives the name p a new tensor) ({seen})')
     if now_is([b + lr*g for b, g in zip(before, grads)]):
@@ -352,10 +419,13 @@ def _step_problem(params, before:list, grads:list, lr:float, what:str) -> str|No
 def check_sgd_step(sgd_step # your function (params, lr): steps each parameter in place, then zeroes its gradient
                   ) -> bool:
     "Check an `sgd_step(params, lr)` on two toy parameters of f = x²; print the verdict"
-    params, lr = _toy_params(), 0.1
+    params, lr = _toy_params(), _LR
+    originals = list(params)
     before, grads = [p.detach().clone() for p in params], [p.grad.clone() for p in params]
     res, why = _call(sgd_step, params, lr)
     if res is Ellipsis: why = f'{NOT_ATTEMPTED} (it returns ...)'
+    if any(p is not o for p, o in zip(params, originals)) and (why or _step_problem(originals, before, grads, lr, '')):
+        why = _REPLACED.format('params[i]')
     if why: return _verdict('sgd_step', False, why)
     msg = _step_problem(params, before, grads, lr, 'the step')
     if msg and msg.startswith('the step changed nothing'):
@@ -394,6 +464,9 @@ def _init_problem(init_params) -> str|None:
     if not t.requires_grad: return f'{asked} does not track gradients, so backward() cannot fill its .grad: end with .requires_grad_()'
     if not t.is_leaf: return (f'{asked} is the result of a calculation (you multiplied after requires_grad_()), so backward() will not '
                               'fill its .grad: multiply first, then call .requires_grad_()')
+    if not torch.isfinite(t).all(): return f'{asked} contains nan or inf: draw the values with torch.randn(size)'
+    if t.dtype != torch.float32: return (f'{asked} is {str(t.dtype)[6:]}, not float32, the type the images and the rest of '
+                                         'training use: torch.randn(size) gives float32 (leave out .double() or .half())')
     t = t.detach().double()
     mean, std = t.mean().item(), t.std().item()
     if std == 0: return f'every value of {asked} is {mean:g}: the parameters must start random, e.g. torch.randn(size)'
@@ -446,7 +519,9 @@ _LINEAR_MISTAKES = [
 def check_linear1(linear1 # your function (xb, weights, bias) -> N×1 scores
                  ) -> bool:
     "Check a `linear1(xb, weights, bias)` on four small images; print the verdict"
-    return _check('linear1', linear1, _LINEAR_CASES, _linear1, _LINEAR_MISTAKES)
+    def with_grad(): xb, w, b = _linear_args(); return xb, w.requires_grad_(), b.requires_grad_()
+    return _check('linear1', linear1, _LINEAR_CASES, _linear1, _LINEAR_MISTAKES,
+                  extra=_gradient_problem(with_grad, ('xb', 'weights', 'bias')))
 
 def hint_linear1():
     "Print a hint for `linear1`"
@@ -477,18 +552,10 @@ _LOSS_MISTAKES = [
     (lambda x, t: ((x.sigmoid() - t)**2).mean(), "that is the squared error of p; the lesson's loss is the plain distance: 1-p for a 3, p for a 7"),
 ]
 
-def _loss_has_gradient(mnist_loss) -> str|None:
-    "None when the learner's loss can be differentiated, else why not"
-    loss, why = _run(mnist_loss, *_loss_args())
-    if why is None and not loss.requires_grad:
-        return ('the value is right but carries no gradient, so backward() cannot train with it: build the loss from tensor '
-                'operations on predictions (no .item(), no torch.tensor(...) around a result)')
-    return why
-
 def check_mnist_loss(mnist_loss # your function (predictions, targets) -> mean loss
                     ) -> bool:
     "Check an `mnist_loss(predictions, targets)` on five scores; print the verdict"
-    return _check('mnist_loss', mnist_loss, _LOSS_CASES, _mnist_loss, _LOSS_MISTAKES, extra=_loss_has_gradient)
+    return _check('mnist_loss', mnist_loss, _LOSS_CASES, _mnist_loss, _LOSS_MISTAKES, extra=_gradient_problem(_loss_args, ('predictions', 'targets')))
 
 def hint_mnist_loss():
     "Print a hint for `mnist_loss`"
@@ -559,7 +626,7 @@ def _epoch_variant(up=False, zero=True, use_lr=True, batches=2) -> tuple:
     for xb, yb in dl[:batches]:
         loss = calc_grad(xb, yb, _tiny_model, params)
         for p in params.values():
-            step = p.grad*(0.1 if use_lr else 1)
+            step = p.grad*(_LR if use_lr else 1)
             p.data += step if up else -step
             if zero: p.grad.zero_()
         losses.append(loss.item())
@@ -576,16 +643,23 @@ _EPOCH_MISTAKES = [
 def _train_epoch_problem(train_epoch) -> str|None:
     "What is wrong with the learner's `train_epoch`, or None"
     params, dl = _tiny_setup()
+    originals = dict(params)
     start = {k: v.detach().clone() for k, v in params.items()}
-    res, why = _call(train_epoch, _tiny_model, params, dl, 0.1)
+    res, why = _call(train_epoch, _tiny_model, params, dl, _LR)
+    if any(params.get(k) is not v for k, v in originals.items()): return _REPLACED.format('params[k]')
     if why: return why
     if res is Ellipsis: return f'{NOT_ATTEMPTED} (it returns ...)'
     right, losses = _epoch_variant()
     def now_like(other): return all(_same(params[k], other[k]) for k in params)
-    desc = 'a linear model of 3 pixels trained on 2 batches of 3 with lr=0.1'
+    desc = f'a linear model of 3 pixels trained on 2 batches of 3 with lr={_LR}'
     if not now_like(right):
         if now_like(start):
-            if res is None: return f'{NOT_ATTEMPTED} (it returns None and changes no parameter)'
+            zeroed = all(p.grad is not None and not p.grad.any() for p in params.values())  # computed, then cleared
+            if res is None and not zeroed: return f'{NOT_ATTEMPTED} (it returns None and changes no parameter)'
+            if zeroed:
+                return ('the parameters did not move, and their gradients are cleared: either they were cleared before being '
+                        'used (step first, then p.grad.zero_()), or a new tensor was stepped (p = p - ... only gives the name p '
+                        'a new tensor) instead of changing p.data in place')
             return ('the parameters did not change: update each one in place, p.data -= p.grad*lr '
                     '(p = p - ... only gives the name p a new tensor)')
         seen = f'for {desc}: expected the weights to end at {_show(right["weights"])}, got {_show(params["weights"])}'
@@ -596,7 +670,8 @@ def _train_epoch_problem(train_epoch) -> str|None:
     seen = f'for {desc}, with batch losses {_rounded(losses)}: expected {mean:.4f}, got {_show(res)}'
     if res is None: return f'the training is right, but it returns None; return the mean training loss ({seen})'
     if isinstance(res, torch.Tensor): return f'return a Python float, not a tensor: use loss.item() ({seen})'
-    if not isinstance(res, (int, float)) or isinstance(res, bool): return f'it should return the mean loss, a float ({seen})'
+    if not isinstance(res, numbers.Real) or isinstance(res, bool): return f'it should return the mean loss, a float ({seen})'
+    res = float(res)  # a NumPy number works as well as a Python one
     if math.isclose(res, mean, rel_tol=1e-4): return None
     if math.isclose(res, losses[-1], rel_tol=1e-4): return f'that is the loss of the last batch; return the mean over all batches ({seen})'
     if math.isclose(res, sum(losses), rel_tol=1e-4): return f'that is the sum of the batch losses; divide by their number ({seen})'
@@ -690,7 +765,7 @@ class _BasicOptim:
 
 def _optim_problem(BasicOptim, as_given) -> str|None:
     "What is wrong with the class `BasicOptim` given the toy parameters as `as_given(params)`, or None"
-    params, lr = _toy_params(), 0.1
+    params, lr = _toy_params(), _LR
     opt, why = _run(BasicOptim, as_given(params), lr)
     if why: return why
     for round in ('first', 'second'):
@@ -701,7 +776,8 @@ def _optim_problem(BasicOptim, as_given) -> str|None:
         msg = _step_problem(params, before, grads, lr, f'the {round} step()')
         if msg: return msg
         _, why = _call(lambda: opt.zero_grad())
-        if why: return why if why.startswith(NOT_ATTEMPTED) else f'zero_grad(): {why}'
+        if why and why.startswith(NOT_ATTEMPTED): return 'step() is right, but zero_grad() is not written yet (it raises NotImplementedError)'
+        if why: return f'zero_grad(): {why}'
         if not _cleared(params): return f'after the {round} zero_grad() the gradients are still there: set each p.grad to None (or p.grad.zero_())'
     return None
 
@@ -778,17 +854,23 @@ _SOFTMAX_CASES = [
     ('scores [[1, 2, 3]]', lambda: (torch.tensor([[1., 2., 3.]]),)),
     ('scores [[0, 1], [2, 0]]', lambda: (torch.tensor([[0., 1.], [2., 0.]]),)),
     ('large scores [[1000, 1001, 1002]]', lambda: (torch.tensor([[1000., 1001., 1002.]]),)),
+    ('scores far apart [[0, 1000], [-1000, 0]]', lambda: (torch.tensor([[0., 1000.], [-1000., 0.]]),)),
 ]
+def _shifted(x): return (x - x.max(dim=1, keepdim=True).values).exp()
 _SOFTMAX_MISTAKES = [
     (lambda x: x.exp()/x.exp().sum(1, keepdim=True), "exp overflows to inf on large scores: subtract each row's largest score first; "
                                                      "softmax(x - max) is the same"),
     (lambda x: x.exp()/x.exp().sum(0, keepdim=True), 'each column adds up to 1, not each row: sum along dim=1 with keepdim=True'),
     (lambda x: x.exp()/x.exp().sum(), 'you divided by the sum over every image: divide each row by its own sum'),
+    (lambda x: _shifted(x)/_shifted(x).sum(dim=1), 'the row sums lost their axis (shape N, not N×1), so they divide the columns: '
+                                                    '.sum(dim=1, keepdim=True)'),
+    (lambda x: (x - x.max(dim=1).values).exp()/(x - x.max(dim=1).values).exp().sum(dim=1, keepdim=True),
+     "each row's largest score lost its axis (shape N, not N×1), so it is subtracted along the columns: x.max(dim=1, keepdim=True)"),
 ]
 
 def check_softmax(softmax # your function x (N×k scores) -> N×k probabilities, each row adding up to 1
                  ) -> bool:
-    "Check a `softmax(x)` against `torch.softmax` on three batches of scores, the last too large for a plain exp; print the verdict"
+    "Check a `softmax(x)` against `torch.softmax` on four batches of scores, the last two too large for a plain exp; print the verdict"
     return _check('softmax', softmax, _SOFTMAX_CASES, _softmax, _SOFTMAX_MISTAKES, tol=1e-5)
 
 def hint_softmax():
@@ -831,7 +913,9 @@ _CE_MISTAKES = [
 def check_cross_entropy(cross_entropy # your function (scores N×k, targets N class indices) -> the mean loss, one number
                        ) -> bool:
     "Check a `cross_entropy(scores, targets)` against `F.cross_entropy` on three batches, the last too large for log(softmax); print the verdict"
-    return _check('cross_entropy', cross_entropy, _CE_CASES, _cross_entropy, _CE_MISTAKES, tol=1e-5)
+    def with_grad(): s, t = _ten_scores(); return s.requires_grad_(), t
+    return _check('cross_entropy', cross_entropy, _CE_CASES, _cross_entropy, _CE_MISTAKES, tol=1e-5,
+                  extra=_gradient_problem(with_grad, ('scores', 'targets')))
 
 def hint_cross_entropy():
     "Print a hint for `cross_entropy`"

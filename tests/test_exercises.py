@@ -316,3 +316,116 @@ def test_ten_digit_checkers_want_pytorch_to_1e_5(name, right, off, capsys):
     assert verdict(EXERCISES[name][0], right, capsys)[0] is True
     ok, out = verdict(EXERCISES[name][0], off, capsys)
     assert ok is False and 'wrong values' in out, out
+
+
+# ---- what a learner's probe found: right answers written differently, wrong ones that looked right, misleading words
+
+def _np_epoch(model, params, dl, lr):
+    import numpy as np
+    return np.float32(train_epoch(model, params, dl, lr))
+
+def test_a_numpy_number_is_a_float(capsys):
+    ok, out = verdict(ex.check_train_epoch, _np_epoch, capsys)
+    assert ok is True, out
+
+TORCH_NOT_IMPLEMENTED = [
+    (ex.check_mse, lambda p, t: ((p - t)^2).mean(), '"exclusive or"'),
+    (ex.check_batch_accuracy, lambda x, y: 1 - ((x.sigmoid() > 0.5) != y), '.float()'),
+    (ex.check_softmax, lambda x: x.long().softmax(1), 'it raised NotImplementedError'),
+]  # PyTorch's own NotImplementedError: not the untouched stub
+TORCH_NOT_IMPLEMENTED_IDS = ['xor', 'bool-arithmetic', 'long-softmax']
+
+def _rebind_list(params, lr):
+    for i in range(len(params)): params[i] = params[i] - lr*params[i].grad
+
+def _rebind_dict(model, params, dl, lr):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model, params)
+        for k in params: params[k] = params[k] - lr*params[k].grad
+
+def _fixed_lr_sgd(params, lr):
+    for p in params: p.data -= 0.1*p.grad; p.grad.zero_()
+
+def _fixed_lr_epoch(model, params, dl, lr): return train_epoch(model, params, dl, 0.1)
+
+class _FixedLrOptim(LessonOptim):
+    def __init__(self, params, lr): super().__init__(params, 0.1)
+
+ONCE_PASSED = [
+    (ex.check_sgd_step, _rebind_list, 'replaced the parameters (params[i]'),
+    (ex.check_train_epoch, _rebind_dict, 'replaced the parameters (params[k]'),
+    (ex.check_sgd_step, _fixed_lr_sgd, 'with lr=0.05'),
+    (ex.check_train_epoch, _fixed_lr_epoch, 'with lr=0.05'),
+    (ex.check_basic_optim, _FixedLrOptim, 'with lr=0.05'),
+    (ex.check_init_params, lambda size, std=1.0: torch.full(size if isinstance(size, tuple) else (size,), float('nan')).requires_grad_(), 'nan or inf'),
+    (ex.check_init_params, lambda size, std=1.0: (torch.randn(size, dtype=torch.float64)*std).requires_grad_(), 'not float32'),
+    (ex.check_is_3, lambda x, m3, m7: (x - m3).abs().mean((1, 2)) < (x - m7).abs().mean((1, 2)), 'count axes from the end'),
+    (ex.check_mse, lambda p, t: ((p - t)**2).mean().detach(), 'carries no gradient'),
+    (ex.check_linear1, lambda xb, w, b: xb@w + b.item(), 'carries no gradient'),
+    (ex.check_cross_entropy, lambda s, t: torch.nn.functional.cross_entropy(s, t).detach(), 'carries no gradient'),
+    (ex.check_xy, lambda t, s: (xy(t, s)[0].double(), xy(t, s)[1]), 'float64'),
+    (ex.check_mse, lambda p, t: ((p.double() - t)**2).mean(), 'float64'),
+    (ex.check_softmax, lambda x: (x - x.min(1, keepdim=True).values).exp()/(x - x.min(1, keepdim=True).values).exp().sum(1, keepdim=True), 'overflowed'),
+]
+ONCE_PASSED_IDS = ['sgd-rebind', 'epoch-rebind', 'sgd-fixed-lr', 'epoch-fixed-lr', 'optim-fixed-lr', 'init-nan', 'init-double', 'is3-one-image',
+        'mse-detached', 'linear1-item', 'ce-detached', 'xy-double', 'mse-double', 'softmax-min']
+
+def _new_p_sgd(params, lr):
+    for p in params:
+        p = p - lr*p.grad
+        p.grad.zero_()
+
+def _new_p_data_sgd(params, lr):
+    for p in params:
+        g = p.grad.clone(); p.grad.zero_(); p = p.data - lr*g
+
+def _zero_first_epoch(model, params, dl, lr):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model, params)
+        for p in params.values(): p.grad.zero_(); p.data -= lr*p.grad
+
+def _keys_epoch(model, params, dl, lr):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model, params)
+        for p in params: p.data -= lr*p.grad
+
+class _NoZeroGrad(LessonOptim):
+    def zero_grad(self): raise NotImplementedError  # your code here
+
+def _in_place_sigmoid(predictions, targets):
+    p = predictions.sigmoid_()
+    return torch.where(targets==1, 1-p, p).mean()
+
+MISNAMED = [
+    (ex.check_sgd_step, _new_p_sgd, 'p is no longer the parameter'),
+    (ex.check_sgd_step, _new_p_data_sgd, 'stepped a new tensor'),
+    (ex.check_train_epoch, _zero_first_epoch, 'cleared before being used'),
+    (ex.check_train_epoch, _keys_epoch, 'params.values()'),
+    (ex.check_basic_optim, _NoZeroGrad, 'zero_grad() is not written yet'),
+    (ex.check_mnist_loss, _in_place_sigmoid, 'sigmoid(), not sigmoid_()'),
+    (ex.check_relu, lambda x: x.max(0), 'looks along axis n'),
+    (ex.check_softmax, lambda x: (x - x.max(1, keepdim=True).values).exp()/(x - x.max(1, keepdim=True).values).exp().sum(1), 'row sums lost their axis'),
+    (ex.check_softmax, lambda x: (x - x.max(1).values).exp()/(x - x.max(1).values).exp().sum(1, keepdim=True), 'largest score lost its axis'),
+    (ex.check_xy, lambda t, s: xy(t, s)[::-1], 'wrong order'),
+]
+MISNAMED_IDS = ['sgd-new-p', 'sgd-new-p-data', 'epoch-zero-first', 'epoch-dict-keys', 'optim-zero-grad-stub', 'loss-sigmoid_', 'relu-max0',
+        'softmax-sum-keepdim', 'softmax-max-keepdim', 'xy-swapped']
+
+@pytest.mark.parametrize('check,answer,words', TORCH_NOT_IMPLEMENTED + ONCE_PASSED + MISNAMED,
+                         ids=TORCH_NOT_IMPLEMENTED_IDS + ONCE_PASSED_IDS + MISNAMED_IDS)
+def test_probe_answers_rejected_with_the_right_words(check, answer, words, capsys):
+    "Wrong answers that once passed or were called untouched stubs, and ones whose message once blamed the wrong thing"
+    ok, out = verdict(check, answer, capsys)
+    assert ok is False and out.startswith('✗') and NOT_ATTEMPTED not in out and words in out, out
+
+class _BadStr(Exception):
+    def __str__(self): raise RuntimeError('no words')
+
+def _raise_bad_str(*args): raise _BadStr()
+def _exits(*args): raise SystemExit(3)
+
+@pytest.mark.parametrize('name', EXERCISES)
+@pytest.mark.parametrize('answer', [lambda *a: torch.zeros(3, device='meta'), _raise_bad_str, _exits], ids=['meta-tensor', 'bad-str', 'sys-exit'])
+def test_hostile_answers_get_one_line(name, answer, capsys):
+    ok, out = verdict(EXERCISES[name][0], answer, capsys)
+    assert ok is False and out[0] in '✗·', out
