@@ -154,8 +154,12 @@ def _nonfinite(t:torch.Tensor) -> bool:
     except Exception: return False
 
 def _dtype_problem(got:torch.Tensor, expected:torch.Tensor, seen:str) -> str|None:
-    "None when `got` (with the right values) has `expected`'s type of float, else what to change"
-    if got.dtype == expected.dtype or not expected.is_floating_point(): return None
+    "None when `got` (with the right values) has `expected`'s type of float (or is bool where it is), else what to change"
+    if got.dtype == expected.dtype: return None
+    if expected.dtype == torch.bool:
+        return (f'the values are right, but they are {str(got.dtype)[6:]}, not True/False: a comparison such as < already gives '
+                f'one bool per image, so leave out .float() (or .long(), .int()) ({seen})')
+    if not expected.is_floating_point(): return None
     return (f'the values are right, but they are {str(got.dtype)[6:]}, not {str(expected.dtype)[6:]} like the inputs: leave out '
             f'.double() (or .half()), or add .float() ({seen})')
 
@@ -475,6 +479,9 @@ def _init_problem(init_params) -> str|None:
     if abs(std - 1) < 0.1: return f'{asked} has standard deviation {std:.4f}, not 0.01: multiply by std'
     if abs(std - 1e-4) < 2e-5: return f'{asked} has standard deviation {std:.6f}, not 0.01: you multiplied by std twice (or by std²)'
     if abs(std - 0.01) > 0.001: return f'{asked} should have a standard deviation of about 0.01; it has {std:.4f}'
+    kurtosis = (((t - mean)/std)**4).mean().item()  # 3 for a normal distribution, 1.8 for a uniform one (±0.1 at 2,000 values)
+    if kurtosis < 2.4: return (f'the values of {asked} are spread evenly, as if uniform (torch.rand), not bell-shaped: draw '
+                               'them from a normal distribution, torch.randn')
     t, why = _draw(init_params, 1)
     if why: return f'init_params(1): {why}'
     if not isinstance(t, torch.Tensor) or t.shape != (1,): return f'init_params(1) should be a tensor of shape 1, got {_show(t)}'
@@ -819,8 +826,9 @@ def _conv_problem(conv_out_size) -> str|None:
         got, why = _run(conv_out_size, *args)
         if why: return why
         if isinstance(got, torch.Tensor) and got.numel() == 1: got = got.item()
-        if not isinstance(got, (int, float)) or isinstance(got, bool):
-            return f'it should return an int (for size={args[0]}, ks={args[1]}, stride={args[2]}, padding={args[3]}: got {_show(got)})'
+        if not isinstance(got, numbers.Integral) or isinstance(got, bool):  # NumPy's ints are Integral too
+            also = (': a size counts pixels, so use // (not /) and leave out float()' if isinstance(got, numbers.Real) and not isinstance(got, bool) else '')
+            return f'it should return an int (for size={args[0]}, ks={args[1]}, stride={args[2]}, padding={args[3]}: got {_show(got)}){also}'
         answers.append(got)
     wrong = [(args, a) for args, a in zip(_CONV_ARGS, answers) if a != _conv_out_size(*args)]
     if not wrong: return None
@@ -832,7 +840,7 @@ def _conv_problem(conv_out_size) -> str|None:
 
 def check_conv_out_size(conv_out_size # your function (size, ks, stride, padding) -> output size
                        ) -> bool:
-    "Check a `conv_out_size(size, ks, stride, padding)` on four convolutions; print the verdict"
+    "Check a `conv_out_size(size, ks, stride, padding)` on five convolutions; print the verdict"
     msg = _conv_problem(conv_out_size)
     return _verdict('conv_out_size', msg is None, msg or '')
 

@@ -328,6 +328,13 @@ def test_a_numpy_number_is_a_float(capsys):
     ok, out = verdict(ex.check_train_epoch, _np_epoch, capsys)
     assert ok is True, out
 
+def test_a_numpy_int_is_an_int(capsys):
+    "np.int64 (e.g. from np.floor_divide) is a right size, as is a one-element integer tensor"
+    import numpy as np
+    for answer in (lambda n, k, s, p: np.int64((n + 2*p - k)//s + 1), lambda n, k, s, p: torch.tensor((n + 2*p - k)//s + 1)):
+        ok, out = verdict(ex.check_conv_out_size, answer, capsys)
+        assert ok is True, out
+
 TORCH_NOT_IMPLEMENTED = [
     (ex.check_mse, lambda p, t: ((p - t)^2).mean(), '"exclusive or"'),
     (ex.check_batch_accuracy, lambda x, y: 1 - ((x.sigmoid() > 0.5) != y), '.float()'),
@@ -366,9 +373,14 @@ ONCE_PASSED = [
     (ex.check_xy, lambda t, s: (xy(t, s)[0].double(), xy(t, s)[1]), 'float64'),
     (ex.check_mse, lambda p, t: ((p.double() - t)**2).mean(), 'float64'),
     (ex.check_softmax, lambda x: (x - x.min(1, keepdim=True).values).exp()/(x - x.min(1, keepdim=True).values).exp().sum(1, keepdim=True), 'overflowed'),
+    (ex.check_is_3, lambda x, m3, m7: ((x - m3).abs().mean((-1, -2)) < (x - m7).abs().mean((-1, -2))).float(), 'not True/False'),
+    (ex.check_is_3, lambda x, m3, m7: ((x - m3).abs().mean((-1, -2)) < (x - m7).abs().mean((-1, -2))).long(), 'not True/False'),
+    (ex.check_conv_out_size, lambda n, k, s, p: float((n + 2*p - k)//s + 1), 'use // (not /)'),
+    (ex.check_init_params, lambda size, std=1.0: ((torch.rand(size) - 0.5)*std*12**0.5).requires_grad_(), 'as if uniform'),
 ]
 ONCE_PASSED_IDS = ['sgd-rebind', 'epoch-rebind', 'sgd-fixed-lr', 'epoch-fixed-lr', 'optim-fixed-lr', 'init-nan', 'init-double', 'is3-one-image',
-        'mse-detached', 'linear1-item', 'ce-detached', 'xy-double', 'mse-double', 'softmax-min']
+        'mse-detached', 'linear1-item', 'ce-detached', 'xy-double', 'mse-double', 'softmax-min', 'is3-float', 'is3-long',
+        'conv-float', 'init-uniform']
 
 def _new_p_sgd(params, lr):
     for p in params:
