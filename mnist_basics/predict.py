@@ -13,9 +13,9 @@ from .train import load_model as load_model_file, one_line_warnings, clean_exit,
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
-           'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'open_image', 'to_gray', 'paper_level', 'ink_only', 'crop_ink',
-           'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'ink_measures', 'digit_doubt', 'predict',
-           'mnist_predict']
+           'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray', 'paper_level',
+           'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'ink_measures',
+           'digit_doubt', 'predict', 'mnist_predict']
 
 # %% ../nbs/94_prepare.ipynb #a1bc49c7
 def draw_digit(digit:int, # 3 or 7
@@ -37,6 +37,18 @@ def draw_digit(digit:int, # 3 or 7
         draw.arc([x0, y0, x0+w, y0+h/2], 200, 90, fill=ink, width=lw)  # upper bowl, clockwise from upper left to the middle
         draw.arc([x0, y0+h/2, x0+w, y0+h], 270, 160, fill=ink, width=lw)  # lower bowl, from the middle to lower left
     else: draw.line([(x0, y0+lw/2), (x0+w, y0+lw/2), (x0+0.3*w, y0+h)], fill=ink, width=lw, joint='curve')
+    return im
+
+# %% ../nbs/94_prepare.ipynb #5d1e7a21
+def draw_strokes(strokes:list, # each a list of (x, y) points (a line through them) or `(box, start, end)` (an arc, as PIL's `arc`)
+                 size:tuple=(400, 400), # (width, height) of the picture in pixels
+                 width:int=24 # line width in pixels
+                ) -> Image.Image:
+    "Black pen strokes on white paper, an RGB picture"
+    im = Image.new('RGB', size, 'white'); draw = ImageDraw.Draw(im)
+    for s in strokes:
+        if isinstance(s, tuple): draw.arc(*s, fill='black', width=width)
+        else: draw.line(s, fill='black', width=width, joint='curve')
     return im
 
 # %% ../nbs/94_prepare.ipynb #5ea4a059
