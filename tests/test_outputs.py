@@ -62,3 +62,55 @@ def test_problems_are_found(text, kind, expected):
 def test_clean_text_passes(text):
     "Relative paths, home-relative paths and ordinary numbers are not flagged"
     assert problems(text, 'stdout') == []
+
+
+# A plotting call at the top level of a code cell (not inside a `def` or `class`): the cell draws a picture.
+DRAWS = re.compile(r'\b(plt\.(subplots|figure|imshow|plot|bar|barh|hist|scatter|matshow)\(|show_images?\(|show_row\('
+                   r'|imshow\(|plot_\w+\(|\.plot\(|show_results\(|plot_confusion_matrix\()')
+
+def drawing_cells(nb:dict) -> list:
+    "Indices of the code cells of `nb` that call a plotting function at their top level"
+    res = []
+    for i, cell in enumerate(nb['cells']):
+        if cell['cell_type'] != 'code': continue
+        in_def = False
+        for line in ''.join(cell['source']).splitlines():
+            if not line.strip() or line.lstrip().startswith('#'): continue
+            if not line[0].isspace(): in_def = line.startswith(('def ', 'class ', '@'))
+            if not in_def and DRAWS.search(line): res.append(i); break
+    return res
+
+def has_picture(cell:dict) -> bool:
+    return any(k in o.get('data', {}) for o in cell.get('outputs', []) for k in ('image/png', 'image/svg+xml'))
+
+
+@pytest.mark.parametrize('nb_path', NBS, ids=[p.name for p in NBS])
+def test_drawing_cells_saved_their_picture(nb_path):
+    "Every cell that draws holds its picture (outputs saved under MPLBACKEND=Agg lose every figure, silently)"
+    nb = json.loads(nb_path.read_text(encoding='utf-8'))
+    lost = [i for i in drawing_cells(nb) if not has_picture(nb['cells'][i])]
+    assert not lost, f'{nb_path.name}: cells {lost} draw but saved no picture: refresh with tools/run_times.py'
+
+
+def test_drawing_cells_are_found():
+    "The scan sees a top-level plotting call, and not one inside a function (so the test above can fail)"
+    cell = lambda src, outs=(): dict(cell_type='code', source=src, outputs=list(outs))
+    png = dict(output_type='display_data', data={'image/png': 'iVBOR'}, metadata={})
+    nb = dict(cells=[cell('fig, ax = plt.subplots()\nax.plot(x)'), cell('def f():\n    plt.imshow(x)'),
+                     cell('show_image(t)', [png]), cell('# plt.plot(x)'), cell('learn.recorder.plot_loss()')])
+    assert drawing_cells(nb) == [0, 2, 4]
+    assert [has_picture(nb['cells'][i]) for i in (0, 2)] == [False, True]
+
+
+def test_refresh_keeps_figures_under_agg(tmp_path, monkeypatch):
+    "tools/run_times.py saves a figure even when the shell says MPLBACKEND=Agg (how the three notebooks lost theirs)"
+    import importlib.util, nbformat
+    spec = importlib.util.spec_from_file_location('run_times', Path(__file__).resolve().parent.parent/'tools'/'run_times.py')
+    run_times = importlib.util.module_from_spec(spec); spec.loader.exec_module(run_times)
+    monkeypatch.setenv('MPLBACKEND', 'Agg')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('import matplotlib.pyplot as plt\nplt.plot([0, 1])')])
+    nb_path = tmp_path/'fig.ipynb'
+    nbformat.write(nb, nb_path)
+    run_times.run(nb_path, save=True)
+    saved = json.loads(nb_path.read_text(encoding='utf-8'))
+    assert drawing_cells(saved) == [0] and has_picture(saved['cells'][0])

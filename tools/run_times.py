@@ -11,7 +11,7 @@ and its wall-clock time goes into the "run time" column of its row in `nbs/index
 "| `name` |"). Run `python tools/make_readme.py` afterwards to regenerate README.md. It exits non-zero, naming the
 notebook and cell, if a notebook fails; nothing is saved for that notebook.
 """
-import argparse, json, re, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, time
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -19,13 +19,17 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
+# Jupyter's inline backend, whatever the shell says: a kernel started with MPLBACKEND=Agg (as CI sets it) draws every
+# figure into nothing, and the saved notebook silently loses them all.
+INLINE = 'module://matplotlib_inline.backend_inline'
 
 
 def run(nb_path:Path, save:bool=True) -> float:
     "Execute `nb_path` in a fresh kernel; save its outputs when `save`; the wall-clock seconds it took"
     nb = nbformat.read(nb_path, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
+    client = NotebookClient(nb, timeout=1800, kernel_name='python3', resources={'metadata': {'path': str(NBS)}})
+    client.execute(env={**os.environ, 'MPLBACKEND': INLINE})
     secs = time.perf_counter() - t0
     if save:
         nbformat.write(nb, nb_path)
