@@ -165,7 +165,7 @@ DEFAULTS = dict(linear=dict(epochs=20, lr=1., bs=256), net=dict(epochs=20, lr=1.
                 cnn=dict(epochs=5, lr=1e-2, bs=128)) # per model: what `train` uses when not told
 FITTERS = dict(linear=fast_fit, net=fast_fit, cnn=fit_cnn) # per model: fit(params, data, epochs, lr, bs, log)
 DEFAULTS_K = dict(linear=dict(epochs=20, lr=0.1, bs=128), net=dict(epochs=20, lr=0.3, bs=128),
-                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 09_digits)
+                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 10_digits)
 
 def arch_of(model:str, n_classes:int) -> dict: # a name in `MODELS`, how many digits
     "The architecture settings a model file records: none for two digits; the number of scores (and hidden size, channels) for more"

@@ -2,7 +2,7 @@
 """Run notebooks top to bottom in a fresh Jupyter kernel, save their outputs, and put their run times in the README's tables.
 
     python tools/run_times.py                    # every notebook in nbs/ (index.ipynb last), outputs saved in place
-    python tools/run_times.py 03_linear 06_cnn   # some of them (names without .ipynb)
+    python tools/run_times.py 03_linear 07_cnn   # some of them (names without .ipynb)
     python tools/run_times.py --no-save          # only time them: the notebooks on disk are left as they are
 
 The saved outputs are what a reader sees before running anything, so refresh them after changing a notebook. Each
