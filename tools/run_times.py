@@ -8,7 +8,7 @@
 The saved outputs are what a reader sees before running anything, so refresh them after changing a notebook. Each
 notebook runs as a reader's "Run All" does (a real kernel, working folder `nbs/`), is then cleaned with `nbdev_clean`,
 and its wall-clock time goes into the "run time" column of its row in `nbs/index.ipynb` (rows that start with
-"| `name` |"). Run `python tools/make_readme.py` afterwards to regenerate README.md. It exits non-zero, naming the
+"| `name` |" or "| [`name`](name.ipynb) |"). Run `python tools/make_readme.py` afterwards to regenerate README.md. It exits non-zero, naming the
 notebook and cell, if a notebook fails; nothing is saved for that notebook.
 """
 import argparse, json, os, re, subprocess, sys, time
@@ -49,7 +49,7 @@ def put_times(times:dict, index:Path=NBS/'index.ipynb'):
         if cell['cell_type'] != 'markdown': continue
         lines = ''.join(cell['source']).split('\n')
         for i, line in enumerate(lines):
-            m = re.match(r'\| `(\w+)` \|', line)
+            m = re.match(r'\| \[?`(\w+)`(?:\]\([^)]*\))? \|', line)
             if m and m.group(1) in times: lines[i] = line.rsplit('|', 2)[0] + f'| {fmt(times[m.group(1)])} |'
         cell['source'] = '\n'.join(lines).splitlines(keepends=True)
     index.write_text(json.dumps(raw, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
