@@ -288,6 +288,33 @@ export function probabilities(scores) {
   return e.map(v => v / t);
 }
 
+
+// ---------------------------------------------------------------- from strokes to an answer, as `read_strokes` does in Python
+
+export const NO_INK = 'Draw a digit: the pad has no ink yet.';
+export const NO_CONTRAST = 'Nothing on the pad stands out from the background (ink everywhere?): clear it and draw a digit.';
+export const TOO_SMALL = 'That is a dot, not a digit: draw the digit larger.';
+const MIN_EXTENT = 2;
+
+/** What the pad shows for `strokes` with model `m` (see `forward`; `m.digits` its digits): the dict `read_strokes` returns */
+export function readStrokes(strokes, m, size = SIZE, width = WIDTH) {
+  const res = {prepared: new Array(784).fill(0), probs: [], digits: m.digits.slice(), prediction: '', message: '', doubt: null, steps: null, contributions: null};
+  const s = strokes.map(st => st.map(([x, y]) => [Math.trunc(x), Math.trunc(y)]));
+  if (!s.some(st => st.length > 1)) return {...res, message: NO_INK};
+  let prep;
+  try { prep = prepareDigit(drawStrokes(s, size, width), size, size); } catch (e) { return {...res, message: NO_CONTRAST}; }
+  res.prepared = Array.from(prep.x); res.steps = prep.steps;
+  const [r0, r1, c0, c1] = prep.steps.box;
+  if (Math.max(r1 - r0, c1 - c0) + 1 < MIN_EXTENT * width) return {...res, doubt: 'a dot', message: TOO_SMALL};
+  const doubt = digitDoubt(prep.x);
+  if (doubt) return {...res, doubt, message: `This does not look like a handwritten digit: ${doubt}. Clear and try again.`};
+  res.probs = probabilities(forward(m, prep.x));
+  res.prediction = m.digits[res.probs.indexOf(Math.max(...res.probs))];
+  if (m.kind === 'linear' && m.digits.length === 2) res.contributions = res.prepared.map((v, i) => v * m.weights[i]);
+  if (s.some(st => st.some(p => p.some(v => v < 0 || v >= size)))) res.message = 'Part of a stroke left the pad: that part is not in the picture.';
+  return res;
+}
+
 // ---------------------------------------------------------------- the pad (shared by both hosts)
 
 const CSS = `
