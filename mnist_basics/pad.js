@@ -382,6 +382,7 @@ export function render({model, el}) {
   }
   function send(now) {
     clearTimeout(timer);
+    pad.dataset.strokes = JSON.stringify(strokes);
     const go = () => { model.set('strokes', strokes.map(s => s.map(p => p.slice()))); model.save_changes(); };
     if (now) go(); else timer = setTimeout(go, 120); // live while drawing, at most every 120 ms
   }
@@ -390,7 +391,8 @@ export function render({model, el}) {
     return [Math.round((e.clientX - r.left) * size / r.width), Math.round((e.clientY - r.top) * size / r.height)];
   }
   pad.addEventListener('pointerdown', e => {
-    e.preventDefault(); pad.setPointerCapture?.(e.pointerId);
+    e.preventDefault();
+    try { pad.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic pointer cannot be captured */ }
     drawing = [point(e)]; strokes.push(drawing); paint();
   });
   pad.addEventListener('pointermove', e => {
@@ -427,9 +429,10 @@ export function render({model, el}) {
     if (st && st.fit) {
       const add = (label, draw) => { const f = el_('figure', {}, steps); const cv = el_('canvas', {class: 'dp-img'}, f); draw(cv); el_('figcaption', {text: label}, f); };
       const [r0, r1, c0, c1] = st.box;
-      add(`1. ink box ${c1 - c0 + 1}×${r1 - r0 + 1} px`, cv => { cv.width = c1 - c0 + 1; cv.height = r1 - r0 + 1;
+      const fitted = (cv, h, w, side) => { const k = side / Math.max(h, w); cv.style.width = `${w * k}px`; cv.style.height = `${h * k}px`; };
+      add(`1. ink box ${c1 - c0 + 1}×${r1 - r0 + 1} px`, cv => { cv.width = c1 - c0 + 1; cv.height = r1 - r0 + 1; fitted(cv, cv.height, cv.width, 112);
         cv.getContext('2d').drawImage(pad, c0, r0, cv.width, cv.height, 0, 0, cv.width, cv.height); cv.style.background = '#fff'; });
-      add(`2. fitted to ${st.fit_shape[1]}×${st.fit_shape[0]}`, cv => paintGray(cv, st.fit, st.fit_shape[0], st.fit_shape[1]));
+      add(`2. fitted to ${st.fit_shape[1]}×${st.fit_shape[0]}`, cv => { paintGray(cv, st.fit, st.fit_shape[0], st.fit_shape[1]); fitted(cv, st.fit_shape[0], st.fit_shape[1], 80); });
       add(`3. centre of mass at (14, 14)`, cv => paintGray(cv, res.prepared, 28, 28));
     }
     paint();

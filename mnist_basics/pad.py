@@ -84,6 +84,7 @@ def read_strokes(strokes, # from the pad: a list of strokes, each a list of (x, 
     res = dict(prepared=[0.]*784, probs=[], digits=list(digits), prediction='', message='', doubt=None, steps=None, contributions=None)
     try: strokes = check_strokes(strokes, size)
     except ValueError as e: return res | dict(message=f'The pad sent something this cannot read: {e}')
+    strokes = [s for s in strokes if s]  # an empty stroke draws nothing (PIL refuses it)
     if not any(len(s) > 1 for s in strokes): return res | dict(message=NO_INK)
     try: x, steps = prepare_steps(draw_strokes(strokes, (size, size), width))
     except ValueError: return res | dict(message=NO_CONTRAST)  # the library's "no ink": nothing stands out

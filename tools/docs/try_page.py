@@ -206,7 +206,7 @@ def write_html(docs_dir) -> Path:
     md = (docs_dir/'try.md').read_text(encoding='utf-8').split('---\n', 2)[2]
     body = markdown.markdown(md, extensions=['admonition', 'md_in_html', 'attr_list'])
     fn = docs_dir/'try.html'
-    fn.write_text(f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Try it: draw a digit</title></head>\n<body>\n{body}\n</body></html>\n', encoding='utf-8')
+    fn.write_text(f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Try it: draw a digit</title></head>\n<body>\n{body}\n</body></html>\n', encoding='utf-8')
     return fn
 
 def main(argv=None):
