@@ -328,7 +328,7 @@ const CSS = `
 .digit-pad-widget .dp-bars { display: grid; grid-template-columns: 1.5em 120px 4em; gap: 2px 6px; align-items: center; }
 .digit-pad-widget .dp-bar { height: 10px; background: #3f51b5; }
 .digit-pad-widget button { width: fit-content; padding: 2px 12px; }
-.digit-pad-widget .dp-steps { display: flex; gap: 8px; }
+.digit-pad-widget .dp-steps { display: flex; gap: 8px; flex-basis: 100%; align-items: flex-end; }
 .digit-pad-widget .dp-steps figure { margin: 0; text-align: center; font-size: 12px; }
 `;
 
