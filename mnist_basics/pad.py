@@ -117,6 +117,8 @@ class DigitPad(anywidget.AnyWidget):
     @traitlets.observe('strokes')
     def _read(self, change): self.result = read_strokes(change['new'], self._model, self.size, self.width)
 
+    def __repr__(self): return f"DigitPad(model {self._model[0]!r}, digits {','.join(self._model[3])}: draw in Jupyter, the pad shows here)"
+
     def draw(self, strokes:list): # strokes as the pad sends them
         "Draw `strokes` on the pad (replacing what is there) and return what the pad shows"
         self.strokes = [[list(p) for p in s] for s in strokes]
