@@ -327,7 +327,7 @@ const CSS = `
 .digit-pad-widget .dp-msg { max-width: 280px; min-height: 1.2em; color: #a33; }
 .digit-pad-widget .dp-bars { display: grid; grid-template-columns: 1.5em 120px 4em; gap: 2px 6px; align-items: center; }
 .digit-pad-widget .dp-bar { height: 10px; background: #3f51b5; }
-.digit-pad-widget button { width: fit-content; padding: 2px 12px; }
+.digit-pad-widget button { width: fit-content; padding: 2px 12px; border: 1px solid #888; border-radius: 4px; background: #f4f4f4; color: #222; cursor: pointer; }
 .digit-pad-widget .dp-steps { display: flex; gap: 8px; flex-basis: 100%; align-items: flex-end; }
 .digit-pad-widget .dp-steps figure { margin: 0; text-align: center; font-size: 12px; }
 `;
