@@ -15,12 +15,10 @@ from .fast import mlp_forward, fit_layers
 from .cnn import _conv_block, shift_batch
 
 # %% auto #0
-__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_EPOCHS', 'MODELS_K', 'FITTERS_K', 'linear_k_params', 'net_k_params', 'check_scores',
-           'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'softmax_step', 'fast_fit_k', 'exact_accuracy_k',
-           'cnn_k_model', 'cnn_k_params', 'cnn_k_forward', 'fit_cnn_k', 'confusion_matrix', 'most_confused']
+__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_EPOCHS', 'linear_k_params', 'net_k_params', 'check_scores', 'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'exact_accuracy_k', 'cnn_k_model', 'fit_cnn_k', 'confusion_matrix', 'most_confused', 'MODELS_K', 'FITTERS_K', 'softmax_step', 'fast_fit_k', 'cnn_k_params', 'cnn_k_forward']
 
 # %% ../nbs/10_digits.ipynb #62543404
-N_HIDDEN = 256 # hidden units of the ten-class net (measured in lesson 10_digits)
+N_HIDDEN = 256 # hidden units of the ten-class net (measured: see the appendix 98_digits_tuning)
 
 def linear_k_params(std:float=1.0, n_out:int=10): # standard deviation of the random start, number of classes
     "Fresh parameters for `linear1` with one score per class: 784×k weights, k biases"
@@ -64,7 +62,86 @@ def accuracy(scores:torch.Tensor, targets:torch.Tensor): # N×k scores, N class 
     check_scores(scores, targets, 'accuracy')
     return (scores.argmax(dim=1) == targets).float().mean()
 
-# %% ../nbs/10_digits.ipynb #c32a8abe
+# %% ../nbs/10_digits.ipynb #e5a7c0d2
+def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k scores
+                     x:torch.Tensor, y:torch.Tensor, # images N×784, class indices N
+                     bs:int=2048 # images per forward pass (keeps memory small for the CNN)
+                    ) -> float:
+    "Exact fraction of the images in `x` whose highest score is the right class"
+    if len(x) == 0: raise ValueError("exact_accuracy_k: expected at least one image, got none")
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            scores = model(x[i:i+bs], **params)
+            check_scores(scores, y[i:i+bs], 'exact_accuracy_k')
+            right += (scores.argmax(1) == y[i:i+bs]).sum().item()
+    return right/len(x)
+
+
+# %% ../nbs/10_digits.ipynb #8dd1a3df
+CNN_CHANNELS, CNN_EPOCHS = 24, 7 # the ten-class CNN recipe of `mnist_train --digits all --model cnn` (measured: see 98_digits_tuning)
+
+def cnn_k_model(n_out:int=10, # one score per class
+                c:int=CNN_CHANNELS # channels of the first block; each block doubles them
+               ) -> nn.Sequential:
+    "`cnn_model` with ten scores: four stride-2 conv blocks (1→c→2c→4c→8c channels, 28→2 pixels), average pool, k scores"
+    return nn.Sequential(_conv_block(1, c), _conv_block(c, 2*c), _conv_block(2*c, 4*c), _conv_block(4*c, 8*c),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8*c, n_out))
+
+def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
+              data:MnistData, # from `load_mnist(digits=...)`, with class-index targets
+              epochs:int=5, lr:float=1e-2, bs:int=128, # passes over the data, peak learning rate, batch size
+              log=print, # called with "Epoch i accuracy: …" after each epoch; None for silence
+              threads:int|None=None, # PyTorch threads while training (None: leave as is)
+              wd:float=1e-2, # AdamW weight decay
+              max_shift:int=2, # random shift of the training images, in pixels
+              smoothing:float=0.1 # label smoothing: every class gets smoothing/k, the right one 1 - smoothing on top
+             ) -> list:
+    "Train the ten-class CNN as `fit_cnn` trains the 3-vs-7 one, with cross-entropy; a list of dicts per epoch"
+    dev = next(iter(params.values())).device
+    model = _blank_cnn_k(params, 'fit_cnn_k').to(dev)
+    model.load_state_dict(params, strict=False)        # strict=False: `params` leave out BatchNorm's batch counters
+    check_scores(data.train_x[:, :2], data.train_y, 'fit_cnn_k') # the targets must be class indices, one per image
+    train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev), bs, shuffle=True)
+    valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl), pct_start=0.25)
+    history = []
+    with flush_denormal(), num_threads(threads):
+        for epoch in range(epochs):
+            model.train()
+            total = 0.
+            for xb, yb in train_dl:
+                loss = F.cross_entropy(model(shift_batch(xb, max_shift).view(-1, 1, 28, 28)), yb, label_smoothing=smoothing)
+                opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+                total += loss.item()*len(xb)
+            loss = check_finite(total/len(train_dl.x), epoch)
+            with torch.no_grad():
+                for k, v in _state(model).items(): params[k].copy_(v)
+            acc = exact_accuracy_k(cnn_k_forward, params, valid_x, valid_y)
+            history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
+            if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
+    return history
+
+# %% ../nbs/10_digits.ipynb #f375a700
+def confusion_matrix(preds:torch.Tensor, targets:torch.Tensor, k:int=10): # predicted and true class indices, number of classes
+    "k×k counts: row = the true class, column = the predicted one; the diagonal holds the right answers"
+    for name, t in (('preds', preds), ('targets', targets)):
+        if len(t) and not 0 <= t.min() <= t.max() < k:
+            raise ValueError(f"confusion_matrix: expected {name} to be class indices 0 to {k-1}, got values from {t.min()} to {t.max()}")
+    return torch.bincount(targets*k + preds, minlength=k*k).view(k, k)
+
+def most_confused(cm:torch.Tensor, # from `confusion_matrix`
+                  digits=tuple('0123456789'), # the digit of each class
+                  n:int=5 # how many pairs
+                 ) -> list:
+    "The `n` most frequent mistakes as `(true digit, predicted digit, count)`, most frequent first"
+    off = cm.clone(); off.fill_diagonal_(0)
+    counts, idx = off.view(-1).sort(descending=True)
+    k = len(cm)
+    return [(digits[i//k], digits[i%k], c) for c, i in zip(counts.tolist()[:n], idx.tolist()[:n]) if c > 0]
+
+# %% ../nbs/98_digits_tuning.ipynb #d9800007
 def softmax_step(layers:list, # [(W, B)] per layer, transposed as in `mnist_basics.fast`; updated in place
                  xb:torch.Tensor, # batch of images, n×784
                  yb:torch.Tensor, # their class indices, n
@@ -104,30 +181,8 @@ def fast_fit_k(params:dict, # from `linear_k_params` or `net_k_params`, trained 
     def is_right(scores): return scores.argmax(0) == valid_y  # k×M scores: the highest one is the prediction
     return fit_layers(params, x, y, softmax_step, valid_xT, is_right, epochs, lr, bs, log, threads)
 
-def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k scores
-                     x:torch.Tensor, y:torch.Tensor, # images N×784, class indices N
-                     bs:int=2048 # images per forward pass (keeps memory small for the CNN)
-                    ) -> float:
-    "Exact fraction of the images in `x` whose highest score is the right class"
-    if len(x) == 0: raise ValueError("exact_accuracy_k: expected at least one image, got none")
-    right = 0
-    with torch.no_grad():
-        for i in range(0, len(x), bs):
-            scores = model(x[i:i+bs], **params)
-            check_scores(scores, y[i:i+bs], 'exact_accuracy_k')
-            right += (scores.argmax(1) == y[i:i+bs]).sum().item()
-    return right/len(x)
 
-# %% ../nbs/10_digits.ipynb #8dd1a3df
-CNN_CHANNELS, CNN_EPOCHS = 24, 7 # the ten-class CNN recipe of `mnist_train --digits all --model cnn` (measured: see 10_digits)
-
-def cnn_k_model(n_out:int=10, # one score per class
-                c:int=CNN_CHANNELS # channels of the first block; each block doubles them
-               ) -> nn.Sequential:
-    "`cnn_model` with ten scores: four stride-2 conv blocks (1→c→2c→4c→8c channels, 28→2 pixels), average pool, k scores"
-    return nn.Sequential(_conv_block(1, c), _conv_block(c, 2*c), _conv_block(2*c, 4*c), _conv_block(4*c, 8*c),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8*c, n_out))
-
+# %% ../nbs/98_digits_tuning.ipynb #d980000e
 def _state(model:nn.Module) -> dict:
     "The tensors of `model`'s state dict, without BatchNorm's integer batch counters"
     return {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
@@ -155,60 +210,8 @@ def cnn_k_forward(xb:torch.Tensor, # N×784 images (or N×1×28×28)
     model = _blank_cnn_k(params, 'cnn_k_forward').eval()  # runs with the caller's tensors; a new one per call, as `cnn_forward`
     return torch.func.functional_call(model, params, (xb.reshape(-1, 1, 28, 28),))
 
-def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
-              data:MnistData, # from `load_mnist(digits=...)`, with class-index targets
-              epochs:int=5, lr:float=1e-2, bs:int=128, # passes over the data, peak learning rate, batch size
-              log=print, # called with "Epoch i accuracy: …" after each epoch; None for silence
-              threads:int|None=None, # PyTorch threads while training (None: leave as is)
-              wd:float=1e-2, # AdamW weight decay
-              max_shift:int=2, # random shift of the training images, in pixels
-              smoothing:float=0.1 # label smoothing: every class gets smoothing/k, the right one 1 - smoothing on top
-             ) -> list:
-    "Train the ten-class CNN as `fit_cnn` trains the 3-vs-7 one, with cross-entropy; a list of dicts per epoch"
-    dev = next(iter(params.values())).device
-    model = _blank_cnn_k(params, 'fit_cnn_k').to(dev)
-    model.load_state_dict(params, strict=False)        # strict=False: `params` leave out BatchNorm's batch counters
-    check_scores(data.train_x[:, :2], data.train_y, 'fit_cnn_k') # the targets must be class indices, one per image
-    train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev), bs, shuffle=True)
-    valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl), pct_start=0.25)
-    history = []
-    with flush_denormal(), num_threads(threads):
-        for epoch in range(epochs):
-            model.train()
-            total = 0.
-            for xb, yb in train_dl:
-                loss = F.cross_entropy(model(shift_batch(xb, max_shift).view(-1, 1, 28, 28)), yb, label_smoothing=smoothing)
-                opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-                total += loss.item()*len(xb)
-            loss = check_finite(total/len(train_dl.x), epoch)
-            with torch.no_grad():
-                for k, v in _state(model).items(): params[k].copy_(v)
-            acc = exact_accuracy_k(cnn_k_forward, params, valid_x, valid_y)
-            history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
-            if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
-    return history
 
-# %% ../nbs/10_digits.ipynb #2d6dea46
+# %% ../nbs/98_digits_tuning.ipynb #d9800012
 MODELS_K = dict(linear=(linear1, linear_k_params), net=(simple_net, net_k_params), cnn=(cnn_k_forward, cnn_k_params)) # name -> (model, parameter maker)
 
 FITTERS_K = dict(linear=fast_fit_k, net=fast_fit_k, cnn=fit_cnn_k) # name -> fit(params, data, epochs, lr, bs, log)
-
-# %% ../nbs/10_digits.ipynb #f375a700
-def confusion_matrix(preds:torch.Tensor, targets:torch.Tensor, k:int=10): # predicted and true class indices, number of classes
-    "k×k counts: row = the true class, column = the predicted one; the diagonal holds the right answers"
-    for name, t in (('preds', preds), ('targets', targets)):
-        if len(t) and not 0 <= t.min() <= t.max() < k:
-            raise ValueError(f"confusion_matrix: expected {name} to be class indices 0 to {k-1}, got values from {t.min()} to {t.max()}")
-    return torch.bincount(targets*k + preds, minlength=k*k).view(k, k)
-
-def most_confused(cm:torch.Tensor, # from `confusion_matrix`
-                  digits=tuple('0123456789'), # the digit of each class
-                  n:int=5 # how many pairs
-                 ) -> list:
-    "The `n` most frequent mistakes as `(true digit, predicted digit, count)`, most frequent first"
-    off = cm.clone(); off.fill_diagonal_(0)
-    counts, idx = off.view(-1).sort(descending=True)
-    k = len(cm)
-    return [(digits[i//k], digits[i%k], c) for c, i in zip(counts.tolist()[:n], idx.tolist()[:n]) if c > 0]
