@@ -239,7 +239,7 @@ def context_alt(md) -> str:
     for line in md.splitlines():
         m = re.match(r'\s*#{1,6}\s+(.*?)\s*#*\s*$', line)
         if m:
-            if not heading and not ''.join(prose).strip(): heading = _plain(m.group(1))
+            if not ''.join(prose).strip(): heading = _plain(m.group(1))  # the last heading before the prose
         else: prose.append(line)
     text = _plain('\n'.join(prose))
     sentences = re.findall(r'.+?(?:[.!?](?=\s|$)|$)', text)
@@ -367,28 +367,57 @@ def _source_nb(mod):
     m = re.search(r'File to edit: \.\./nbs/(\S+\.ipynb)', Path(mod.__file__).read_text(encoding='utf-8'))
     return m.group(1) if m else None
 
+def short_repr(x) -> str:
+    "`repr(x)`, naming functions and classes instead of showing their memory addresses"
+    if inspect.isroutine(x) or inspect.isclass(x): return getattr(x, '__name__', repr(x))
+    if isinstance(x, dict): return '{' + ', '.join(f'{short_repr(k)}: {short_repr(v)}' for k, v in x.items()) + '}'
+    if isinstance(x, (tuple, list)):
+        inner = ', '.join(map(short_repr, x)) + (',' if isinstance(x, tuple) and len(x) == 1 else '')
+        return f'({inner})' if isinstance(x, tuple) else f'[{inner}]'
+    return repr(x)
+
+def value_md(name, obj, limit=12) -> str:
+    "A module-level value as Python: a long dict one entry a line, at most `limit` lines"
+    if isinstance(obj, dict) and len(short_repr(obj)) > 80:
+        items = [f'    {short_repr(k)}: {short_repr(v)},' for k, v in obj.items()]
+        more = [f'    # … {len(items) - limit} more'] if len(items) > limit else []
+        return fence('\n'.join([f'{name} = {{'] + items[:limit] + more + ['}']), 'python')
+    r = short_repr(obj)
+    return fence(f'{name} = {r if len(r) < 300 else r[:300] + " …"}', 'python')
+
 def api_page(modname, pages) -> str:
-    "Markdown for one module: its docstring, its notebook, then `show_doc` for every name in `__all__`"
+    """Markdown for one module: its docstring, its notebook, a table of its names (each with its docstring's first
+    line, linking to its entry), then `show_doc` for every name in `__all__`"""
     from nbdev.showdoc import show_doc
     mod = importlib.import_module(modname)
     out = [f'# `{modname}`']
     if mod.__doc__: out.append(mod.__doc__.strip())
     nb = _source_nb(mod)
     if nb and nb in pages: out.append(f'Exported from the notebook [{plain_title(pages[nb])}](../{nb[:-6]}.md).')
+    body, rows = [], []
     for name in getattr(mod, '__all__', []):
         obj = getattr(mod, name)
         if inspect.isclass(obj) or inspect.isroutine(obj):
-            out.append(show_doc_md(show_doc(obj, name=name)))
+            body.append(show_doc_md(show_doc(obj, name=name)))
+            rows.append((name, (inspect.getdoc(obj) or '').strip().split('\n')[0]))
             if inspect.isclass(obj):
                 for mname, m in vars(obj).items():
                     if mname.startswith('_') and mname != '__call__': continue
                     f = m.__func__ if isinstance(m, (staticmethod, classmethod)) else m
                     if inspect.isfunction(f) and f.__doc__:
-                        out.append(show_doc_md(show_doc(f, name=f'{name}.{mname}', title_level=4)))
+                        body.append(show_doc_md(show_doc(f, name=f'{name}.{mname}', title_level=4)))
         else:
-            r = repr(obj)
-            out.append(f'### {name}\n\n' + fence(f'{name} = {r if len(r) < 300 else r[:300] + " …"}', 'python'))
-    return '\n\n'.join(out) + '\n'
+            body.append(f'### {name}\n\n' + value_md(name, obj))
+            rows.append((name, ''))
+    ids = {text: hid for level, text, hid, _ in page_headings('\n\n'.join(out + body)) if level == 3}
+    if rows:
+        table = ['| name | what it does |', '|---|---|']
+        for name, doc in rows:
+            link = f'[`{name}`](#{ids[name]})' if name in ids else f'`{name}`'
+            cell = doc.replace('|', r'\|')
+            table.append(f'| {link} | {cell} |')
+        out.append('\n'.join(table))
+    return '\n\n'.join(out + body) + '\n'
 
 def api_index(mods) -> str:
     "Markdown for the API reference's overview: one row per module, with its docstring's first line"
@@ -470,7 +499,7 @@ def exercises_page(lessons, extra_links=()) -> str:
             desc = f': {e["desc"]}' if e['desc'] else ''
             out.append(f'- **[{e["title"]}]({page}#{e["id"]})**{desc}{note}')
         q = ex['questionnaire']
-        if q: out.append(f'- **[Questionnaire]({page}#{q["id"]})**: {q["n"]} questions; each answer folds out.')
+        if q: out.append(f'- **[Questionnaire]({page}#{q["id"]})**: {q["n"]} question{"s" if q["n"] != 1 else ""}; each answer folds out.')
     return '\n'.join(out) + '\n'
 
 # ---------------------------------------------------------------- the site
