@@ -451,7 +451,7 @@ VISIBLE_JS = '''(el) => { if (!el) return false; const r = el.getBoundingClientR
 
 # What a reader meets on a page: its title, its pictures (loaded? their alt), raw HTML or Markdown left as text in
 # the prose (code, outputs and maths taken out), and whether the page is wider than the window.
-PAGE_JS = f'''(() => {{ const visible = {VISIBLE_JS};
+PAGE_JS = f'''((W) => {{ const visible = {VISIBLE_JS};  // W: the window's width as set, which a phone's zoom-out can hide
   const art = document.querySelector('article');
   const h1 = art.querySelector('h1');
   const imgs = [...art.querySelectorAll('img')];
@@ -470,18 +470,18 @@ PAGE_JS = f'''(() => {{ const visible = {VISIBLE_JS};
   const cut = [];
   for (const el of document.querySelectorAll('article *, .md-header *')) {{
     const r = el.getBoundingClientRect();
-    if (!r.width || r.right <= innerWidth + 1 || !el.checkVisibility({{opacityProperty: true, visibilityProperty: true}})) continue;
+    if (!r.width || r.right <= W + 1 || !el.checkVisibility({{opacityProperty: true, visibilityProperty: true}})) continue;
     let p = el.parentElement, boxed = false;
     for (; p && p !== document.body; p = p.parentElement)
-      if (getComputedStyle(p).overflowX !== 'visible' && p.getBoundingClientRect().right <= innerWidth + 1) {{ boxed = true; break; }}
+      if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX) && p.getBoundingClientRect().right <= W + 1) {{ boxed = true; break; }}
     if (!boxed) cut.push(`${{el.tagName.toLowerCase()}}.${{el.className}} right=${{Math.round(r.right)}}`);
   }}
   return {{title: document.title, h1: h1 && h1.textContent.replace('¶', '').trim(), h1_visible: visible(h1), cut: cut.slice(0, 5),
           n_plots: art.querySelectorAll('img.nb-image').length,
           images: imgs.map(i => ({{src: i.getAttribute('src'), natural: i.naturalWidth, alt: i.alt}})),
-          raw: raw.slice(0, 10), width: innerWidth, scroll_width: document.documentElement.scrollWidth,
+          raw: raw.slice(0, 10), width: W, inner_width: innerWidth, scroll_width: document.documentElement.scrollWidth,
           nav_links: document.querySelectorAll('nav.md-nav--primary a.md-nav__link').length,
-          height: document.documentElement.scrollHeight}}; }})()'''
+          height: document.documentElement.scrollHeight}}; }})'''
 
 WIDE_JS = f'''(async () => {{ const visible = {VISIBLE_JS};
   const plot = document.querySelector('article .nb-wide img') || [...document.querySelectorAll('article img.nb-image')].find(i => i.naturalWidth >= 200);
@@ -558,7 +558,7 @@ def reader(site, tmp_path_factory):
                 extra = [page_file(maths_page)] if maths_page else []
                 for page in (pages if kind == 'phone' else list(dict.fromkeys(shown + extra))):
                     await cdp.goto(base + page)
-                    r = await cdp.js(PAGE_JS)
+                    r = await cdp.js(f'{PAGE_JS}({WIDTHS[kind][0]})')
                     r['errors'] = cdp.errors()
                     res['pages'][(page, kind)] = r
                     if page in shown:
@@ -609,7 +609,8 @@ def test_reader_sees_no_raw_html_or_markdown(reader):
 def test_no_page_scrolls_sideways_on_a_phone(reader):
     "The page is no wider than the window, and nothing is cut off at its right edge outside a box that scrolls"
     for (page, kind), r in reader['pages'].items():
-        assert r['scroll_width'] <= r['width'] + 1, f'{page} is {r["scroll_width"]} px wide at {r["width"]} px'
+        assert r['scroll_width'] <= r['width'] + 1 and r['inner_width'] <= r['width'] + 1, \
+            f'{page} is {r["scroll_width"]} px wide at {r["width"]} px (the phone zoomed out to {r["inner_width"]} px)'
         assert not r['cut'], f'{page} at {r["width"]} px: cut off at the right edge: {r["cut"]}'
 
 def test_no_errors_in_the_console(reader):
