@@ -385,14 +385,21 @@ def value_md(name, obj, limit=12) -> str:
     r = short_repr(obj)
     return fence(f'{name} = {r if len(r) < 300 else r[:300] + " …"}', 'python')
 
+def value_comments(mod) -> dict:
+    "The comment beside each top-level assignment of a module's source (`NAME = value # what it is`), by name"
+    try: src = inspect.getsource(mod)
+    except (OSError, TypeError): return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r'^([A-Za-z_]\w*)\s*(?::[^=\n]+)?=[^\n]*?\s#\s*(.+)$', src, re.M)}
+
 def api_page(modname, pages) -> str:
     """Markdown for one module: its docstring, its notebook, a table of its names (each with its docstring's first
     line, linking to its entry), then `show_doc` for every name in `__all__`"""
     from nbdev.showdoc import show_doc
     mod = importlib.import_module(modname)
-    out = [f'# `{modname}`']
+    out = [f"# {modname.replace('.', '.<wbr>')} {{ .nb-module }}"]  # breaks only after a dot on a phone
     if mod.__doc__: out.append(mod.__doc__.strip())
     nb = _source_nb(mod)
+    comments = value_comments(mod)
     if nb and nb in pages: out.append(f'Exported from the notebook [{plain_title(pages[nb])}](../{nb[:-6]}.md).')
     body, rows = [], []
     for name in getattr(mod, '__all__', []):
@@ -407,8 +414,8 @@ def api_page(modname, pages) -> str:
                     if inspect.isfunction(f) and f.__doc__:
                         body.append(show_doc_md(show_doc(f, name=f'{name}.{mname}', title_level=4)))
         else:
-            body.append(f'### {name}\n\n' + value_md(name, obj))
-            rows.append((name, ''))
+            body.append(f'### {name}\n\n' + value_md(name, obj) + (f'\n\n*{comments[name]}*' if name in comments else ''))
+            rows.append((name, comments.get(name, '')))
     ids = {text: hid for level, text, hid, _ in page_headings('\n\n'.join(out + body)) if level == 3}
     if rows:
         table = ['| name | what it does |', '|---|---|']
