@@ -476,7 +476,13 @@ PAGE_JS = f'''((W) => {{ const visible = {VISIBLE_JS};  // W: the window's width
       if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX) && p.getBoundingClientRect().right <= W + 1) {{ boxed = true; break; }}
     if (!boxed) cut.push(`${{el.tagName.toLowerCase()}}.${{el.className}} right=${{Math.round(r.right)}}`);
   }}
-  return {{title: document.title, h1: h1 && h1.textContent.replace('¶', '').trim(), h1_visible: visible(h1), cut: cut.slice(0, 5),
+  // Text outputs against code: their look (background, border, label) and whether they got a copy button
+  const look = (el) => {{ if (!el) return null; const pre = el.querySelector('pre') || el, s = getComputedStyle(pre), b = getComputedStyle(el);
+    return {{bg: getComputedStyle(pre.querySelector('code') || pre).backgroundColor, border: b.borderLeftStyle + ' ' + b.borderLeftWidth,
+            label: getComputedStyle(el, '::before').content}}; }};
+  const outputs = {{n: art.querySelectorAll('.nb-text').length, copy: art.querySelectorAll('.nb-output button, .nb-output .md-clipboard').length,
+                   output: look(art.querySelector('.nb-text')), code: look(art.querySelector('.language-python.highlight'))}};
+  return {{title: document.title, h1: h1 && h1.textContent.replace('¶', '').trim(), h1_visible: visible(h1), cut: cut.slice(0, 5), outputs,
           n_plots: art.querySelectorAll('img.nb-image').length,
           images: imgs.map(i => ({{src: i.getAttribute('src'), natural: i.naturalWidth, alt: i.alt}})),
           raw: raw.slice(0, 10), width: W, inner_width: innerWidth, scroll_width: document.documentElement.scrollWidth,
@@ -616,6 +622,18 @@ def test_no_page_scrolls_sideways_on_a_phone(reader):
 def test_no_errors_in_the_console(reader):
     for (page, kind), r in reader['pages'].items():
         assert not r['errors'], f'{page} ({kind}) logged errors: {r["errors"][:3]}'
+
+def test_outputs_look_unlike_code(reader):
+    "A text output has no copy button, another background than code, a rule on its left and an 'output' label"
+    seen = 0
+    for (page, kind), r in reader['pages'].items():
+        o = r['outputs']
+        assert o['copy'] == 0, f'{page}: {o["copy"]} outputs have a copy button'
+        if o['n'] and o['code']:
+            assert o['output']['bg'] != o['code']['bg'] and o['output']['border'] != o['code']['border'], (page, o)
+            assert o['output']['label'] == '"output"', (page, o)
+            seen += 1
+    assert seen >= 5
 
 def test_titles_search_maths_and_wide_figures(reader):
     "Every page shows its title; search answers offline; maths is laid out; a wide figure stays legible on a phone"
