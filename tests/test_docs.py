@@ -213,6 +213,8 @@ def test_out_refuses_a_folder_it_did_not_make(tmp_path):
     assert (tmp_path/'a_file').read_text() == 'x' and (root/'settings.ini').is_file() and (root/'.git').exists()
     assert 'was not made by this tool' in _run_build('--out', str(user)).stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')], 'a half-made site was left behind'
+    res = _run_build('--out', str(tmp_path/'a_file'/'site'))  # its parent is a file: no folder can be made there
+    assert res.returncode == 2 and res.stderr.startswith('build_docs: error: --out ') and 'Traceback' not in res.stderr, res.stderr
 
 def test_out_replaces_only_its_own_site(tmp_path):
     "An absent, empty or previously built folder is replaced by the new site; nothing else is touched"

@@ -555,60 +555,62 @@ def build(out=None, quiet=False, nbs_path=None):
     nbs_path = Path(nbs_path) if nbs_path else root/cfg.get('nbs_path', 'nbs')
     lib_path = root/cfg.get('lib_path', 'mnist_basics')
     if str(root) not in sys.path: sys.path.insert(0, str(root))
-    with tempfile.TemporaryDirectory(prefix='mnist_basics_docs_') as tmp:
-        docs = Path(tmp)/'docs'
-        (docs/'assets').mkdir(parents=True)
-        for f in ASSETS.iterdir():
-            if f.is_file(): shutil.copy(f, docs/'assets'/f.name)
-        order = page_order(nbs_path)
-        md_rels = {nb: ('index.md' if nb.relative_to(nbs_path) == Path('index.ipynb') else
-                        nb.relative_to(nbs_path).with_suffix('.md').as_posix()) for _, nb in order}
-        nav, sections, titles, lessons = [], {}, {}, []
-        for section, nb_path in order:
-            rel = nb_path.relative_to(nbs_path)
-            md_rel = md_rels[nb_path]
-            title = nb_title(nb_path)
-            titles[rel.as_posix()] = title
-            md_file = docs/md_rel
-            md_file.parent.mkdir(parents=True, exist_ok=True)
-            if not quiet: print(f'  {rel}: {plain_title(title)}')
-            links = {nb.stem: os.path.relpath(r, Path(md_rel).parent.as_posix() or '.') for nb, r in md_rels.items()}
-            nb_links = notebook_links(rel, cfg) if md_rel != 'index.md' and _has_code(nb_path) else []
-            if nb_links: shutil.copy(nb_path, md_file.parent/nb_path.name)
-            after = f'<p class="nb-links" markdown="1">{" ".join(nb_links)}</p>' if nb_links else ''
-            page = nb_markdown(process_nb(nb_path), md_file.parent/f'{Path(md_rel).stem}_files', links, after, title)
-            if nb_title(nb_path, default=False) is None: page = f'# {title}\n\n{page}'  # a notebook without one
-            md_file.write_text(f'---\ntitle: {json.dumps(plain_title(title))}\n---\n\n{page}', encoding='utf-8')
-            entry = {plain_title(title) if md_rel != 'index.md' else 'Home': md_rel}
-            if section is None: nav.append(entry)
-            else: sections.setdefault(section, []).append(entry)
-            if section == SECTIONS[0]:
-                lessons.append((plain_title(title), md_rel, [l.split('{')[0] for l in nb_links], lesson_exercises(page)))
-        mods = lib_modules(lib_path)
-        if any(ex['exercises'] or ex['questionnaire'] for *_, ex in lessons):
-            ex_md = next(n for n in ('exercises.md', 'all_exercises.md', 'exercises_by_lesson.md') if n not in md_rels.values())
-            extra = [(plain_title(t), md_rels[nbs_path/r]) for r, t in titles.items()
-                     if r != 'index.ipynb' and re.search(r'(?i)\b(exercises|solutions)\b', t) and nbs_path/r in md_rels]
-            if any(m.endswith('.exercises') for m in mods): extra.append(('the checkers in the API reference', 'api/exercises.md'))
-            (docs/ex_md).write_text(exercises_page(lessons, extra), encoding='utf-8')
-            sections.setdefault(SECTIONS[0], []).append({'Exercises': ex_md})
-        nav += [{s: sections[s]} for s in SECTIONS if s in sections]
-        (docs/'api').mkdir()
-        (docs/'api'/'index.md').write_text(api_index(mods), encoding='utf-8')
-        api_nav = [{'Overview': 'api/index.md'}]
-        for modname in mods:
-            short = modname.split('.')[-1]
-            (docs/'api'/f'{short}.md').write_text(api_page(modname, titles), encoding='utf-8')
-            api_nav.append({modname: f'api/{short}.md'})
-        nav.append({'API reference': api_nav})
+    try:  # the new site is made beside `out`, in a folder of its own, and moved into place when complete
         out.parent.mkdir(parents=True, exist_ok=True)
         new = Path(tempfile.mkdtemp(prefix=f'.{out.name}.new-', dir=out.parent))
-        try:
+    except OSError as e: raise OutRefused(f'--out {out}: cannot make a folder beside it ({e.strerror})') from None
+    try:
+        with tempfile.TemporaryDirectory(prefix='mnist_basics_docs_') as tmp:
+            docs = Path(tmp)/'docs'
+            (docs/'assets').mkdir(parents=True)
+            for f in ASSETS.iterdir():
+                if f.is_file(): shutil.copy(f, docs/'assets'/f.name)
+            order = page_order(nbs_path)
+            md_rels = {nb: ('index.md' if nb.relative_to(nbs_path) == Path('index.ipynb') else
+                            nb.relative_to(nbs_path).with_suffix('.md').as_posix()) for _, nb in order}
+            nav, sections, titles, lessons = [], {}, {}, []
+            for section, nb_path in order:
+                rel = nb_path.relative_to(nbs_path)
+                md_rel = md_rels[nb_path]
+                title = nb_title(nb_path)
+                titles[rel.as_posix()] = title
+                md_file = docs/md_rel
+                md_file.parent.mkdir(parents=True, exist_ok=True)
+                if not quiet: print(f'  {rel}: {plain_title(title)}')
+                links = {nb.stem: os.path.relpath(r, Path(md_rel).parent.as_posix() or '.') for nb, r in md_rels.items()}
+                nb_links = notebook_links(rel, cfg) if md_rel != 'index.md' and _has_code(nb_path) else []
+                if nb_links: shutil.copy(nb_path, md_file.parent/nb_path.name)
+                after = f'<p class="nb-links" markdown="1">{" ".join(nb_links)}</p>' if nb_links else ''
+                page = nb_markdown(process_nb(nb_path), md_file.parent/f'{Path(md_rel).stem}_files', links, after, title)
+                if nb_title(nb_path, default=False) is None: page = f'# {title}\n\n{page}'  # a notebook without one
+                md_file.write_text(f'---\ntitle: {json.dumps(plain_title(title))}\n---\n\n{page}', encoding='utf-8')
+                entry = {plain_title(title) if md_rel != 'index.md' else 'Home': md_rel}
+                if section is None: nav.append(entry)
+                else: sections.setdefault(section, []).append(entry)
+                if section == SECTIONS[0]:
+                    lessons.append((plain_title(title), md_rel, [l.split('{')[0] for l in nb_links], lesson_exercises(page)))
+            mods = lib_modules(lib_path)
+            if any(ex['exercises'] or ex['questionnaire'] for *_, ex in lessons):
+                ex_md = next(n for n in ('exercises.md', 'all_exercises.md', 'exercises_by_lesson.md') if n not in md_rels.values())
+                extra = [(plain_title(t), md_rels[nbs_path/r]) for r, t in titles.items()
+                         if r != 'index.ipynb' and re.search(r'(?i)\b(exercises|solutions)\b', t) and nbs_path/r in md_rels]
+                if any(m.endswith('.exercises') for m in mods): extra.append(('the checkers in the API reference', 'api/exercises.md'))
+                (docs/ex_md).write_text(exercises_page(lessons, extra), encoding='utf-8')
+                sections.setdefault(SECTIONS[0], []).append({'Exercises': ex_md})
+            nav += [{s: sections[s]} for s in SECTIONS if s in sections]
+            (docs/'api').mkdir()
+            (docs/'api'/'index.md').write_text(api_index(mods), encoding='utf-8')
+            api_nav = [{'Overview': 'api/index.md'}]
+            for modname in mods:
+                short = modname.split('.')[-1]
+                (docs/'api'/f'{short}.md').write_text(api_page(modname, titles), encoding='utf-8')
+                api_nav.append({modname: f'api/{short}.md'})
+            nav.append({'API reference': api_nav})
             mkdocs_build(cfg, docs, new, nav)
             (new/MARKER).write_text('Built by tools/build_docs.py: the next build replaces this whole folder.\n', encoding='utf-8')
             replace_out(new, out)
-        finally:
-            if new.exists(): shutil.rmtree(new, ignore_errors=True)
+    finally:  # a failed build leaves nothing behind
+        if new.exists(): shutil.rmtree(new, ignore_errors=True)
     secs = time.perf_counter() - t0
     if not quiet: print(f'Built {out} in {secs:.1f} s')
     return secs
