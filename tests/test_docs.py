@@ -336,6 +336,44 @@ def test_markdown_only_pages_and_the_exercises_page(tmp_path):
     assert order.index('01_b.html') < order.index('exercises.html') < order.index('limits.html')
 
 
+def test_pages_link_their_notebooks_and_the_home_page_its_lessons(site):
+    "Every notebook page with code offers its .ipynb and Colab; the home page's tables link each notebook they name"
+    out, _ = site
+    user_repo = cfg['git_url'].split('github.com/')[1].rstrip('/')
+    for _, nb in PAGES[1:]:
+        cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+        if not any(c['cell_type'] == 'code' and ''.join(c['source']).strip() for c in cells): continue
+        p = read_page(out/page_file(nb))
+        hrefs = [a.get('href') for t, a in p.tags if t == 'a']
+        rel = nb.relative_to(NBS).as_posix()
+        assert nb.name in hrefs and (out/page_file(nb)).with_suffix('.ipynb').read_bytes() == nb.read_bytes(), nb.name
+        assert f"https://colab.research.google.com/github/{user_repo}/blob/{cfg['branch']}/{cfg['nbs_path']}/{rel}" in hrefs
+    home = (out/'index.html').read_text(encoding='utf-8')
+    named = re.findall(r'^\|\s*`([^`|]+)`\s*\|', '\n'.join(''.join(c['source']) for c in
+                       json.loads((NBS/'index.ipynb').read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'markdown'), re.M)
+    stems = {nb.stem: page_file(nb) for _, nb in PAGES}
+    linked = [n for n in named if n in stems]
+    assert linked, 'the home page names no notebook in a table'
+    for n in linked: assert f'<td><a href="{stems[n]}"><code>{n}</code></a></td>' in home, n
+
+def test_exercises_page_lists_every_lesson_exercise(site):
+    "The exercises page links to every heading of a lesson that starts with 'Exercise', in course order"
+    out, _ = site
+    want = []
+    for section, nb in PAGES:
+        if section != 'Lessons': continue
+        for c in json.loads(nb.read_text(encoding='utf-8'))['cells']:
+            if c['cell_type'] != 'markdown': continue
+            want += [(page_file(nb), build_docs._plain(h)) for h in
+                     re.findall(r'^#{2,3}\s+(Exercise\b(?!s).*?)\s*$', ''.join(c['source']), re.M | re.I)]
+    assert want
+    src = (out/'exercises.html').read_text(encoding='utf-8')
+    got = [(href.split('#')[0], Page(text).text.strip()) for href, text in
+           re.findall(r'<a href="([^"#]+\.html#[^"]+)">(.*?)</a>', src[src.index('<article'):], re.S)
+           if not href.endswith(('#exercises', '#questionnaire')) and Page(text).text.strip().lower().startswith('exercise')]
+    assert got == want
+
+
 def test_api_reference(site):
     "One page per library module, with every name in its `__all__`, its signature and its parameters' comments"
     out, _ = site
