@@ -34,7 +34,7 @@ def site(tmp_path_factory):
             pytest.importorskip(mod, reason='the docs tools are not installed: pip install -e ".[dev]"')
     out = tmp_path_factory.mktemp('docs')/'_docs'
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, str(root/'tools'/'build_docs.py'), '--out', str(out)],
+    res = subprocess.run([sys.executable, str(root/'tools'/'build_docs.py'), '--out', '_docs'], cwd=out.parent,  # relative
                          capture_output=True, text=True, timeout=300)
     secs = time.perf_counter() - t0
     assert res.returncode == 0, res.stdout + res.stderr
@@ -74,7 +74,7 @@ def html_pages(out): return sorted(Path(out).rglob('*.html'))
 
 def test_build_is_fast(site):
     out, secs = site
-    assert (out/'index.html').is_file()
+    assert (out/'index.html').is_file() and (out/'api'/'index.html').is_file() and len(html_pages(out)) > len(PAGES)
     assert secs < 60, f'the docs build took {secs:.1f} s (target: under a minute)'
 
 
@@ -300,7 +300,7 @@ def test_alt_text_from_fig_alt_or_context(tmp_path):
     assert alts[2].startswith('Learning rates: How big should the learning rate be?') and len(alts[2]) <= 125, alts[2]
     assert 'fig-alt' not in page and 'The loss, step by step</p>' in page
 
-def test_markdown_only_pages_and_the_exercises_page(tmp_path):
+def test_markdown_only_pages_and_the_exercises_page(tmp_path, monkeypatch):
     "A site of other notebooks: an unnumbered markdown-only page lands in More; the exercises page links into lessons"
     def md(src): return dict(cell_type='markdown', metadata={}, source=src)
     def code(src): return dict(cell_type='code', metadata={}, source=src, outputs=[], execution_count=1)
@@ -315,6 +315,13 @@ def test_markdown_only_pages_and_the_exercises_page(tmp_path):
     nb('limits', [md('# Limits\n\nWhat the library accepts.')])
     out = tmp_path/'site'
     build_docs.build(out, quiet=True, nbs_path=tmp_path/'nbs')
+    (out/'stale.html').write_text('from an older build')
+    monkeypatch.chdir(tmp_path)
+    build_docs.build(Path('site'), quiet=True, nbs_path=Path('nbs'))  # again, over the first, by a relative path
+    assert not (out/'stale.html').exists() and (out/'index.html').is_file() and (out/build_docs.MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['nbs', 'site']
+    (tmp_path/'plain').mkdir()
+    assert (out.stat().st_mode & 0o777) == ((tmp_path/'plain').stat().st_mode & 0o777)  # a new folder's, not mkdtemp's 0700
     home = (out/'index.html').read_text(encoding='utf-8')
     assert 'href="01_b.html"><code>01_b</code></a>' in home and 'href="limits.html"' in home
     limits = read_page(out/'limits.html')

@@ -549,7 +549,7 @@ def build(out=None, quiet=False, nbs_path=None):
     settings.ini's); return the seconds it took. Raises `OutRefused` if `out` is not for this tool to replace."""
     t0 = time.perf_counter()
     cfg = settings()
-    out = Path(out) if out else root/cfg.get('doc_path', '_docs')
+    out = (Path(out) if out else root/cfg.get('doc_path', '_docs')).absolute()  # MkDocs reads paths from its config's folder
     reason = out_refusal(out)
     if reason: raise OutRefused(reason)
     nbs_path = Path(nbs_path) if nbs_path else root/cfg.get('nbs_path', 'nbs')
@@ -557,7 +557,9 @@ def build(out=None, quiet=False, nbs_path=None):
     if str(root) not in sys.path: sys.path.insert(0, str(root))
     try:  # the new site is made beside `out`, in a folder of its own, and moved into place when complete
         out.parent.mkdir(parents=True, exist_ok=True)
-        new = Path(tempfile.mkdtemp(prefix=f'.{out.name}.new-', dir=out.parent))
+        new = Path(tempfile.mkdtemp(prefix=f'.{out.name}.new-', dir=out.parent)).absolute()
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(new, 0o777 & ~umask)  # a site is for reading: the usual permissions of a new folder, not mkdtemp's 0700
     except OSError as e: raise OutRefused(f'--out {out}: cannot make a folder beside it ({e.strerror})') from None
     try:
         with tempfile.TemporaryDirectory(prefix='mnist_basics_docs_') as tmp:
