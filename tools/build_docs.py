@@ -19,7 +19,7 @@ markdown `# Title`; each notebook page with code links to its `.ipynb` (copied i
 `.mnist_basics_docs`); anything else, and the repository or a folder above it, is refused with one line and exit
 status 2. The site is built in a fresh folder beside DIR and moved into place only when complete.
 """
-import argparse, base64, html, importlib, inspect, json, logging, os, re, shutil, struct, sys, tempfile, time
+import argparse, base64, html, importlib, importlib.util, inspect, json, logging, os, re, shutil, struct, sys, tempfile, time
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -435,6 +435,12 @@ def api_index(mods) -> str:
         lines.append(f'| [`{modname}`]({modname.split(".")[-1]}.md) | {doc} |')
     return '\n'.join(lines) + '\n'
 
+def try_page():
+    "tools/docs/try_page.py, the 'Try it' page's builder (the drawing pad and the models it runs in the browser)"
+    spec = importlib.util.spec_from_file_location('try_page', ASSETS/'try_page.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
 # ---------------------------------------------------------------- the exercises page
 
 def _slug(text) -> str:
@@ -600,6 +606,7 @@ def build(out=None, quiet=False, nbs_path=None):
                 (docs/ex_md).write_text(exercises_page(lessons, extra), encoding='utf-8')
                 sections.setdefault(SECTIONS[0], []).append({'Exercises': ex_md})
             nav += [{s: sections[s]} for s in SECTIONS if s in sections]
+            nav.append(try_page().build(docs, cfg, log=None if quiet else print))  # "Try it": draw a digit, read in the browser
             (docs/'api').mkdir()
             (docs/'api'/'index.md').write_text(api_index(mods), encoding='utf-8')
             api_nav = [{'Overview': 'api/index.md'}]
