@@ -23,3 +23,12 @@ def test_readme_has_two_setup_commands():
     cmds = re.findall(r'^python3 -m venv \.venv && .*$', (root/'README.md').read_text(), re.M)
     assert len(cmds) == 2, cmds
     assert 'mnist_train' in cmds[0] and 'pytest' in cmds[1]
+
+def test_readme_is_a_landing_page():
+    "At most 1,200 words (a newcomer's first page), with the course table's lessons linked and the moved sections linked"
+    text = (root/'README.md').read_text()
+    assert len(text.split()) <= 1200, len(text.split())
+    lessons = sorted(p.stem for p in (root/'nbs').glob('[0-8][0-9]_*.ipynb'))
+    for name in lessons: assert f'[`{name}`](nbs/{name}.ipynb)' in text, name
+    for page in ('usage', 'benchmarks', 'limits', 'portability', 'developing'):
+        assert f'(nbs/{page}.ipynb)' in text and (root/'nbs'/f'{page}.ipynb').is_file(), page
