@@ -91,7 +91,7 @@ def _functions() -> dict:
 
 def _put_back(saved:dict # from `_functions()`
              ):
-    "Undo every change to `_GUARDED` since `saved`: replaced or deleted names get their object back, names added to a class go"
+    "Undo every change to `_GUARDED` since `saved`: replaced or deleted names get their object back, and a name added to a class goes if it hides an inherited one"
     for owner, names in saved.items():
         now = dict(vars(owner))
         for k, v in names.items():
@@ -99,7 +99,7 @@ def _put_back(saved:dict # from `_functions()`
                 try: setattr(owner, k, v)
                 except Exception: pass
         if isinstance(owner, type):
-            for k in now.keys() - names.keys():
+            for k in [k for k in now.keys() - names.keys() if any(k in vars(base) for base in owner.__mro__[1:])]:
                 try: delattr(owner, k)
                 except Exception: pass
 
@@ -163,7 +163,7 @@ def _time_limit(seconds:float # how long the block may run; 0 or less: no limit
 
 def _too_long() -> str:
     "The verdict on an answer stopped by the time limit"
-    return f'it took longer than {TIME_LIMIT:g} s, so the checker stopped it: is there an endless loop?'
+    return f'it took longer than {TIME_LIMIT:g} s: is there an endless loop? (the checker stopped it after TIME_LIMIT = {TIME_LIMIT:g} s)'
 
 # %% ../nbs/96_exercises.ipynb #56b0fbe3
 def _call(fn, *args):
