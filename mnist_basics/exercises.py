@@ -103,9 +103,10 @@ def _put_back(saved:dict # from `_functions()`
                 try: delattr(owner, k)
                 except Exception: pass
 
+# %% ../nbs/96_exercises.ipynb #c228f056
 def _device_context():
     "The default device torch.set_default_device set (an object), or None"
-    return getattr(torch._GLOBAL_DEVICE_CONTEXT, 'device_context', None)
+    return getattr(getattr(torch, '_GLOBAL_DEVICE_CONTEXT', None), 'device_context', None)
 
 @contextmanager
 def _kept_state(defaults:bool=False # inside the block, also use torch's defaults: gradients on, float32, no default device
@@ -122,6 +123,7 @@ def _kept_state(defaults:bool=False # inside the block, also use torch's default
         _set_grad_enabled(grad); _set_default_dtype(dtype); _set_rng_state(rng)
         if _device_context() is not device: _set_default_device(None if device is None else device.device)
 
+# %% ../nbs/96_exercises.ipynb #ec5a6c59
 def _checker(check):
     "Make `check` a checker: it judges with torch's defaults, puts torch's state back afterwards, and never raises"
     @functools.wraps(check)
@@ -163,7 +165,7 @@ def _time_limit(seconds:float # how long the block may run; 0 or less: no limit
 
 def _too_long() -> str:
     "The verdict on an answer stopped by the time limit"
-    return f'it took longer than {TIME_LIMIT:g} s: is there an endless loop? (the checker stopped it after TIME_LIMIT = {TIME_LIMIT:g} s)'
+    return f'it took longer than {TIME_LIMIT:g} s: is there an endless loop? (mnist_basics.exercises.TIME_LIMIT sets the limit)'
 
 # %% ../nbs/96_exercises.ipynb #56b0fbe3
 def _call(fn, *args):
@@ -180,6 +182,7 @@ def _call(fn, *args):
             return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
         except BaseException as e: return None, _raised(e)  # SystemExit and GeneratorExit too: a verdict, not a traceback
 
+# %% ../nbs/96_exercises.ipynb #156897ae
 def _names(fn, n:int) -> list:
     "What `fn` calls its first `n` positional parameters (a stand-in where it does not say)"
     try: ps = [p.name for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -220,6 +223,7 @@ def _run(fn, *args):
         return None, f'{NOT_ATTEMPTED} (it returns {res!r}): write the function so it returns its answer'
     return res, why
 
+# %% ../nbs/96_exercises.ipynb #c5a16f77
 class _Ops(TorchFunctionMode):
     "Counts the torch operations run inside it"
     def __init__(self): super().__init__(); self.n = 0
