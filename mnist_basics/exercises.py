@@ -826,8 +826,13 @@ def _train_epoch_problem(train_epoch) -> str|None:
     params, dl = _tiny_setup()
     originals = dict(params)
     start = {k: v.detach().clone() for k, v in params.items()}
+    batches = [t for batch in dl for t in batch]
+    copies = _copies(batches)
     res, why, ops = _call_counting(train_epoch, _tiny_model, params, dl, _LR)
     if any(params.get(k) is not v for k, v in originals.items()): return _REPLACED.format('params[k]')
+    if any(not _equal_or_nan(t, c[0]) for t, c in zip(batches, copies)):
+        return ("it changed the images or targets of dl in place: on your data it would change the training set itself; "
+                'compute new tensors instead (xb - m, not xb -= m)')
     if why: return why
     if res is Ellipsis: return f'{NOT_ATTEMPTED} (it returns ...)'
     right, losses = _epoch_variant()
