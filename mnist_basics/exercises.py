@@ -636,7 +636,7 @@ def _init_problem(init_params) -> str|None:
     if not t.requires_grad: return f'{asked} does not track gradients, so backward() cannot fill its .grad: end with .requires_grad_()'
     if not t.is_leaf: return (f'{asked} is the result of a calculation (you multiplied after requires_grad_()), so backward() will not '
                               'fill its .grad: multiply first, then call .requires_grad_()')
-    if not torch.isfinite(t).all(): return f'{asked} contains nan or inf: draw the values with torch.randn(size)'
+    if not _isfinite(t).all(): return f'{asked} contains nan or inf: draw the values with torch.randn(size)'
     if t.dtype != torch.float32: return (f'{asked} is {str(t.dtype)[6:]}, not float32, the type the images and the rest of '
                                          'training use: torch.randn(size) gives float32 (leave out .double() or .half())')
     t = t.detach().double()
