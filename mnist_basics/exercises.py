@@ -293,7 +293,7 @@ def _diagnose(fn, # the learner's function
     if why:  # a known mistake that raises the same error names it
         for wrong, hint in mistakes:
             _, e = _outcome(wrong, make_args())
-            if e is not None and _raised(e) == why: return f'{hint} (for {desc}: {why})'
+            if e is not None and _raised(e) == why: return f'{hint} (it raised an error for {desc}, as this mistake does)'
         return why
     seen = f'for {desc}: expected {_show(expected)}, got {_show(got)}'
     if _same(got, expected, tol):
