@@ -4,12 +4,14 @@
 
 # %% ../nbs/96_exercises.ipynb #a820e5e9
 from __future__ import annotations
-import inspect, math, numbers, warnings
+import functools, inspect, math, numbers, signal, threading, time, warnings
+from contextlib import contextmanager
 import torch
+from torch.overrides import TorchFunctionMode
 from .linear import calc_grad
 
 # %% auto #0
-__all__ = ['NOT_ATTEMPTED', 'EXERCISES', 'check_mnist_distance', 'hint_mnist_distance', 'solution_mnist_distance',
+__all__ = ['NOT_ATTEMPTED', 'TIME_LIMIT', 'EXERCISES', 'check_mnist_distance', 'hint_mnist_distance', 'solution_mnist_distance',
            'check_mean_image', 'hint_mean_image', 'solution_mean_image', 'check_is_3', 'hint_is_3', 'solution_is_3',
            'check_xy', 'hint_xy', 'solution_xy', 'check_mse', 'hint_mse', 'solution_mse', 'check_sgd_step',
            'hint_sgd_step', 'solution_sgd_step', 'check_init_params', 'hint_init_params', 'solution_init_params',
@@ -57,6 +59,11 @@ _ERROR_HINTS = [ # (words in an error message, what usually causes it)
                                'the end, as in .mean((-1, -2)), so the same code works with or without a batch'),
     ('cannot be multiplied', 'the sizes of @ do not fit: an N×k matrix can only multiply a k×m one'),
     ('must match the size of tensor', 'two tensors could not be broadcast together: print their shapes'),
+    ('Boolean value of Tensor with more than one value is ambiguous',
+     "Python's if, and, or, max() and min() need one True/False, but comparing a tensor gives one per value: use tensor "
+     'operations, which work value by value, such as x.clamp(min=0) or torch.where(condition, a, b)'),
+    ('stack expects each tensor to be equal size', 'torch.stack puts tensors side by side along a new axis, so they must be the '
+                                                  'same size; to put one stack of images after another, use torch.cat'),
 ]
 
 def _text(e:BaseException) -> str:
@@ -66,28 +73,171 @@ def _text(e:BaseException) -> str:
 
 def _raised(e:BaseException) -> str:
     "What the learner needs to know about the error `e`: a hint first when it is a common one, then the error"
-    err = f'it raised {type(e).__name__}: {_text(e)}'
+    err = f'it raised {type(e).__name__}' + (f': {_text(e)}' if _text(e) else '')
     for words, hint in _ERROR_HINTS:
         if words in _text(e): return f'{hint} ({err})'
     return err
 
-def _call(fn, *args):
-    "Call `fn(*args)`: `(result, None)`, or `(None, why)` when it raises (an untouched stub: a bare NotImplementedError)"
+# %% ../nbs/96_exercises.ipynb #3f10ff09
+_GUARDED = (torch, torch.Tensor, torch.nn.functional, math) # where an answer could replace a function the checker relies on
+_allclose, _equal, _isfinite = torch.allclose, torch.equal, torch.isfinite # the checker's own, whatever an answer replaces later
+_is_grad_enabled, _set_grad_enabled = torch.is_grad_enabled, torch.set_grad_enabled
+_get_default_dtype, _set_default_dtype, _set_default_device = torch.get_default_dtype, torch.set_default_dtype, torch.set_default_device
+_get_rng_state, _set_rng_state = torch.get_rng_state, torch.set_rng_state
+
+def _functions() -> dict:
+    "What each module and class of `_GUARDED` holds now: name -> object"
+    return {owner: dict(vars(owner)) for owner in _GUARDED}
+
+def _put_back(saved:dict # from `_functions()`
+             ):
+    "Undo every change to `_GUARDED` since `saved`: replaced or deleted names get their object back, and a name added to a class goes if it hides an inherited one"
+    for owner, names in saved.items():
+        now = dict(vars(owner))
+        for k, v in names.items():
+            if now.get(k, _put_back) is not v:
+                try: setattr(owner, k, v)
+                except Exception: pass
+        if isinstance(owner, type):
+            for k in [k for k in now.keys() - names.keys() if any(k in vars(base) for base in owner.__mro__[1:])]:
+                try: delattr(owner, k)
+                except Exception: pass
+
+# %% ../nbs/96_exercises.ipynb #c228f056
+def _device_context():
+    "The default device torch.set_default_device set (an object), or None"
+    return getattr(getattr(torch, '_GLOBAL_DEVICE_CONTEXT', None), 'device_context', None)
+
+@contextmanager
+def _kept_state(defaults:bool=False # inside the block, also use torch's defaults: gradients on, float32, no default device
+               ):
+    "Run the block; then put back torch's functions, grad mode, default dtype and device, and random numbers as they were"
+    functions, grad, dtype, device, rng = _functions(), _is_grad_enabled(), _get_default_dtype(), _device_context(), _get_rng_state()
     try:
-        with warnings.catch_warnings():  # the verdict is the one line printed: PyTorch's warnings about the answer are not
-            warnings.simplefilter('ignore')
-            return fn(*args), None
-    except NotImplementedError as e:
-        if _text(e): return None, _raised(e)  # PyTorch's own, for an operation it cannot do: not the stub
-        return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
-    except (Exception, SystemExit) as e: return None, _raised(e)
+        if defaults:
+            _set_grad_enabled(True); _set_default_dtype(torch.float32)
+            if _device_context() is not None: _set_default_device(None)
+        yield
+    finally:
+        _put_back(functions)  # first: the functions below may be among those replaced
+        _set_grad_enabled(grad); _set_default_dtype(dtype); _set_rng_state(rng)
+        if _device_context() is not device: _set_default_device(None if device is None else device.device)
+
+# %% ../nbs/96_exercises.ipynb #ec5a6c59
+def _checker(check):
+    "Make `check` a checker: it judges with torch's defaults, puts torch's state back afterwards, and never raises"
+    @functools.wraps(check)
+    def checker(answer):
+        with _kept_state(defaults=True):
+            try: return check(answer)
+            except Exception as e:  # a flaw of the checker's own: still one line
+                return _verdict(check.__name__.removeprefix('check_'), False, f'the checker could not judge this answer: {_raised(e)}')
+    return checker
+
+# %% ../nbs/96_exercises.ipynb #729e04f5
+TIME_LIMIT = 5.0 # seconds an answer may run before its checker stops it (raise it on a very slow machine; 0: no limit)
+
+class _TimeUp(BaseException):
+    "Raised inside an answer that has run longer than `TIME_LIMIT`"
+
+@contextmanager
+def _time_limit(seconds:float # how long the block may run; 0 or less: no limit
+               ):
+    "Raise `_TimeUp` inside the block once it has run `seconds`; no limit where SIGALRM is missing (Windows) or off the main thread"
+    if seconds <= 0 or not hasattr(signal, 'setitimer') or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    armed = [True]
+    def ring(signum, frame):
+        if armed[0]: armed[0] = False; raise _TimeUp()
+    start, old_handler = time.monotonic(), signal.signal(signal.SIGALRM, ring)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try: yield
+    finally:
+        while True:  # the alarm may ring just as the block ends: even then, put the caller's alarm back
+            try:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old_handler)
+                if old_delay: signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.monotonic() - start), 1e-3), old_interval)
+                break
+            except _TimeUp: pass
+
+def _too_long() -> str:
+    "The verdict on an answer stopped by the time limit"
+    return f'it took longer than {TIME_LIMIT:g} s: is there an endless loop? (mnist_basics.exercises.TIME_LIMIT sets the limit)'
+
+# %% ../nbs/96_exercises.ipynb #56b0fbe3
+def _call(fn, *args):
+    "Call `fn(*args)` within `TIME_LIMIT`, leaving torch as it was: `(result, None)`, or `(None, why)` when it raises or runs too long"
+    with _kept_state():
+        try:
+            with _time_limit(TIME_LIMIT), warnings.catch_warnings():  # PyTorch's warnings about the answer: the verdict is the one line
+                warnings.simplefilter('ignore')
+                return fn(*args), None
+        except _TimeUp: return None, _too_long()
+        except KeyboardInterrupt: raise  # Ctrl-C stops the learner's cell, as always
+        except NotImplementedError as e:
+            if _text(e): return None, _raised(e)  # PyTorch's own, for an operation it cannot do: not the stub
+            return None, f'{NOT_ATTEMPTED} (it raises NotImplementedError): replace the stub with your code'
+        except BaseException as e: return None, _raised(e)  # SystemExit and GeneratorExit too: a verdict, not a traceback
+
+# %% ../nbs/96_exercises.ipynb #156897ae
+def _names(fn, n:int) -> list:
+    "What `fn` calls its first `n` positional parameters (a stand-in where it does not say)"
+    try: ps = [p.name for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except Exception: ps = []
+    return [ps[i] if i < len(ps) else f'number {i+1}' for i in range(n)]
+
+def _copies(args) -> list:
+    "For each tensor among `args`, a copy of its values and gradient (None for the other arguments)"
+    return [(a.detach().clone(), None if a.grad is None else a.grad.clone()) if isinstance(a, torch.Tensor) else None for a in args]
+
+def _equal_or_nan(a:torch.Tensor, b:torch.Tensor) -> bool:
+    "Whether `a` and `b` have the same shape, type and values, a NaN matching a NaN"
+    if a.shape != b.shape or a.dtype != b.dtype: return False
+    return _equal(a, b) or (a.is_floating_point() and _allclose(a, b, rtol=0, atol=0, equal_nan=True))
+
+def _changed_inputs(fn, args, copies) -> str|None:
+    "What `fn` changed in place among the tensors of `args` (compared with their `_copies`), in words, or None"
+    values, grads = [], []
+    for name, a, copy in zip(_names(fn, len(args)), args, copies):
+        if copy is None: continue
+        if not _equal_or_nan(a.detach(), copy[0]): values.append(name)
+        elif (a.grad is None) != (copy[1] is None) or (a.grad is not None and not _equal_or_nan(a.grad, copy[1])): grads.append(name)
+    if values: return (f'it changed its input {" and ".join(values)} in place (a method ending in _, such as sub_(), or -=, /=, '
+                       "x[...] = ...): on your data it would overwrite the caller's tensor; compute a new tensor instead, "
+                       'e.g. a - b, not a.sub_(b)')
+    if grads: return (f'it changed the gradient (.grad) of its input {" and ".join(grads)}: did it call backward()? This function '
+                      'only computes its result; backward() belongs to the training step')
+    return None
 
 def _run(fn, *args):
-    "Like `_call`, but a result of `None` or `...` also counts as an untouched stub"
-    res, why = _call(fn, *args)
+    "Like `_call`, but an answer that changes its tensors in place is wrong, and a result of `None` or `...` is an untouched stub"
+    with warnings.catch_warnings():  # reading the .grad of a tensor that is not a leaf warns
+        warnings.simplefilter('ignore')
+        copies = _copies(args)
+        res, why = _call(fn, *args)
+        if why is None: why = _changed_inputs(fn, args, copies)
     if why is None and (res is None or res is Ellipsis):
         return None, f'{NOT_ATTEMPTED} (it returns {res!r}): write the function so it returns its answer'
     return res, why
+
+# %% ../nbs/96_exercises.ipynb #c5a16f77
+class _Ops(TorchFunctionMode):
+    "Counts the torch operations run inside it"
+    def __init__(self): super().__init__(); self.n = 0
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+def _call_counting(fn, *args):
+    "`_call(fn, *args)` and how many torch operations `fn` ran: `(result, why, count)`"
+    ops = _Ops()
+    def counted(*a):
+        with ops: return fn(*a)
+    res, why = _call(counted, *args)
+    return res, why, ops.n
 
 # %% ../nbs/96_exercises.ipynb #2735431f
 def _shape(t:torch.Tensor) -> str:
@@ -119,30 +269,41 @@ def _describe(x) -> str:
 
 def _same(got, expected:torch.Tensor, tol:float=1e-4) -> bool:
     "Whether `got` is a tensor of `expected`'s shape holding the same values (to `tol`; NaN matches NaN, as inf matches inf)"
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return False
-    try: return torch.allclose(got.detach().double(), expected.detach().double(), rtol=tol, atol=tol, equal_nan=True)
+    if not isinstance(got, torch.Tensor) or not isinstance(expected, torch.Tensor) or got.shape != expected.shape: return False
+    try: return _allclose(got.detach().double(), expected.detach().double(), rtol=tol, atol=tol, equal_nan=True)
     except Exception: return False
 
 # %% ../nbs/96_exercises.ipynb #0079afa3
+def _outcome(f, args) -> tuple:
+    "`(f(*args), None)`, or `(None, the exception)` when the checker's own function `f` (a reference or a mistake) raises"
+    try: return f(*args), None
+    except Exception as e: return None, e
+
 def _diagnose(fn, # the learner's function
               case:tuple, # (description of the input, function returning fresh arguments)
               reference, # the right function
               mistakes:list, # (wrong function, hint) pairs
-              tol:float=1e-4 # how close a value must be to count as the same
+              tol:float=1e-4, # how close a value must be to count as the same
+              any_float:bool=False # whether any float type is right (a metric), not only the reference's
              ) -> str|None:
     "What is wrong with `fn` on `case`, in words, or None when it returns what `reference` returns"
     desc, make_args = case
     expected = reference(*make_args())
     got, why = _run(fn, *make_args())
-    if why: return why
+    if why:  # a known mistake that raises the same error names it
+        for wrong, hint in mistakes:
+            _, e = _outcome(wrong, make_args())
+            if e is not None and _raised(e) == why: return f'{hint} (it raised an error for {desc}, as this mistake does)'
+        return why
     seen = f'for {desc}: expected {_show(expected)}, got {_show(got)}'
-    if _same(got, expected, tol): return _dtype_problem(got, expected, seen)
+    if _same(got, expected, tol):
+        return None if any_float and got.is_floating_point() else _dtype_problem(got, expected, seen)
     if type(got).__module__ == 'torch.return_types':
         return (f'x.{type(got).__name__}(n) looks along axis n and returns the values and their positions, not a comparison '
                 f'with n: to compare every value with a number, use x.clamp(min=n) or x.clamp(max=n) ({seen})')
     if not isinstance(got, torch.Tensor): return f'it should return a tensor ({seen})'
     for wrong, hint in mistakes:
-        if _same(got, wrong(*make_args()), tol): return f'{hint} ({seen})'
+        if _same(got, _outcome(wrong, make_args())[0], tol): return f'{hint} ({seen})'
     if got.shape != expected.shape: return f'wrong shape: for {desc}, expected shape {_shape(expected)}, got {_shape(got)}'
     if _nonfinite(got) and not _nonfinite(expected):
         return f'the result has nan or inf where the answer is finite: something overflowed (exp of a large number?) or divided 0 by 0 ({seen})'
@@ -150,7 +311,7 @@ def _diagnose(fn, # the learner's function
 
 def _nonfinite(t:torch.Tensor) -> bool:
     "Whether `t` holds a nan or an inf (False when that cannot be checked)"
-    try: return not bool(torch.isfinite(t).all())
+    try: return not bool(_isfinite(t).all())
     except Exception: return False
 
 def _dtype_problem(got:torch.Tensor, expected:torch.Tensor, seen:str) -> str|None:
@@ -182,11 +343,12 @@ def _gradient_problem(make_args, # returns the arguments, those to differentiate
 
 def _check(name:str, fn, cases:list, reference, mistakes:list,
            extra=None, # optional: extra(fn) -> message or None, run when every case is right
-           tol:float=1e-4 # how close a value must be to the reference's
+           tol:float=1e-4, # how close a value must be to the reference's
+           any_float:bool=False # whether any float type is right, not only the reference's
           ) -> bool:
     "Check `fn` on every case; print one verdict, and return whether it is right"
     for case in cases:
-        msg = _diagnose(fn, case, reference, mistakes, tol)
+        msg = _diagnose(fn, case, reference, mistakes, tol, any_float)
         if msg: return _verdict(name, False, msg)
     msg = extra(fn) if extra else None
     return _verdict(name, msg is None, msg or '')
@@ -219,6 +381,7 @@ _DISTANCE_MISTAKES = [
     (lambda a, b: (a - b).abs().mean((0, 1)), 'you averaged over the first two axes; with a batch in front the pixel axes are the last two, so count from the end: .mean((-1, -2))'),
 ]
 
+@_checker
 def check_mnist_distance(mnist_distance # your function (a, b) -> mean absolute difference over the last two axes
                         ) -> bool:
     "Check an `mnist_distance(a, b)`, on one pair of images and on a batch against one image; print the verdict"
@@ -244,6 +407,7 @@ _MEAN_IMAGE_MISTAKES = [
     (lambda s: s.sum(0), 'you added the images up; divide by how many there are, or use .mean(0)'),
 ]
 
+@_checker
 def check_mean_image(mean_image # your function (stack N×H×W) -> the mean image, H×W
                     ) -> bool:
     "Check a `mean_image(stack)` on a stack of three small images; print the verdict"
@@ -273,6 +437,7 @@ _IS_3_MISTAKES = [
     (lambda x, m3, m7: ((x - m3)**2).mean((-1, -2)) < ((x - m7)**2).mean((-1, -2)), 'you compared squared (L2) distances; this exercise uses mnist_distance, the mean absolute difference'),
 ]
 
+@_checker
 def check_is_3(is_3 # your function (x, mean3, mean7) -> True for each image of x closer to mean3 than to mean7
               ) -> bool:
     "Check an `is_3(x, mean3, mean7)` on a batch of sixteen small images and on one; print the verdict"
@@ -335,6 +500,7 @@ def _xy_problem(xy) -> str|None:
         return f'wrong values of {what}: {seen}'
     return None
 
+@_checker
 def check_xy(xy # your function (threes, sevens) -> (x, y)
             ) -> bool:
     "Check an `xy(threes, sevens)` on two tiny stacks of 8-bit images; print the verdict"
@@ -363,6 +529,7 @@ _MSE_MISTAKES = [
     (lambda p, t: (p - t)**2, 'one number per prediction: the loss is their mean, .mean()'),
 ]
 
+@_checker
 def check_mse(mse # your function (preds, targets) -> mean squared error
              ) -> bool:
     "Check an `mse(preds, targets)` on four predictions; print the verdict"
@@ -420,13 +587,14 @@ def _step_problem(params, before:list, grads:list, lr:float, what:str) -> str|No
         return f'{what} changed only the first parameter: loop over all of them ({seen})'
     return f'{what} gave wrong values: {seen}'
 
+@_checker
 def check_sgd_step(sgd_step # your function (params, lr): steps each parameter in place, then zeroes its gradient
                   ) -> bool:
     "Check an `sgd_step(params, lr)` on two toy parameters of f = x²; print the verdict"
     params, lr = _toy_params(), _LR
     originals = list(params)
     before, grads = [p.detach().clone() for p in params], [p.grad.clone() for p in params]
-    res, why = _call(sgd_step, params, lr)
+    res, why, ops = _call_counting(sgd_step, params, lr)
     if res is Ellipsis: why = f'{NOT_ATTEMPTED} (it returns ...)'
     if any(p is not o for p, o in zip(params, originals)) and (why or _step_problem(originals, before, grads, lr, '')):
         why = _REPLACED.format('params[i]')
@@ -434,7 +602,7 @@ def check_sgd_step(sgd_step # your function (params, lr): steps each parameter i
     msg = _step_problem(params, before, grads, lr, 'the step')
     if msg and msg.startswith('the step changed nothing'):
         if res is not None: msg = f'it returned {_show(res)} but the parameters did not change: ' + msg.split(': ', 1)[1]
-        elif not _cleared(params): msg = f'{NOT_ATTEMPTED}, or {msg}'
+        elif not ops: msg = f'{NOT_ATTEMPTED} (it changes no parameter and computes nothing): write the step'
     if msg is None and not _cleared(params):
         msg = ('the step is right, but the gradients are still there: zero them (p.grad.zero_()) after the step, '
                'or the next backward() adds the new gradients to the old ones')
@@ -468,7 +636,7 @@ def _init_problem(init_params) -> str|None:
     if not t.requires_grad: return f'{asked} does not track gradients, so backward() cannot fill its .grad: end with .requires_grad_()'
     if not t.is_leaf: return (f'{asked} is the result of a calculation (you multiplied after requires_grad_()), so backward() will not '
                               'fill its .grad: multiply first, then call .requires_grad_()')
-    if not torch.isfinite(t).all(): return f'{asked} contains nan or inf: draw the values with torch.randn(size)'
+    if not _isfinite(t).all(): return f'{asked} contains nan or inf: draw the values with torch.randn(size)'
     if t.dtype != torch.float32: return (f'{asked} is {str(t.dtype)[6:]}, not float32, the type the images and the rest of '
                                          'training use: torch.randn(size) gives float32 (leave out .double() or .half())')
     t = t.detach().double()
@@ -491,6 +659,7 @@ def _init_problem(init_params) -> str|None:
     if abs(std - 1) > 0.1: return f'without std, the standard deviation should be 1 (std=1.0 as the default); init_params((2000,)) has {std:.4f}'
     return None
 
+@_checker
 def check_init_params(init_params # your function (size, std=1.0) -> random tensor that tracks gradients
                      ) -> bool:
     "Check an `init_params(size, std=1.0)`: shape, gradient tracking, spread; print the verdict"
@@ -523,6 +692,7 @@ _LINEAR_MISTAKES = [
     (lambda xb, w, b: w.T@xb.T + b, 'the result is transposed, 1×N; write the batch first: xb@weights is N×1'),
 ]
 
+@_checker
 def check_linear1(linear1 # your function (xb, weights, bias) -> N×1 scores
                  ) -> bool:
     "Check a `linear1(xb, weights, bias)` on four small images; print the verdict"
@@ -559,6 +729,7 @@ _LOSS_MISTAKES = [
     (lambda x, t: ((x.sigmoid() - t)**2).mean(), "that is the squared error of p; the lesson's loss is the plain distance: 1-p for a 3, p for a 7"),
 ]
 
+@_checker
 def check_mnist_loss(mnist_loss # your function (predictions, targets) -> mean loss
                     ) -> bool:
     "Check an `mnist_loss(predictions, targets)` on five scores; print the verdict"
@@ -579,23 +750,26 @@ def _batch_accuracy(xb, yb):
     return (preds == yb).float().mean()
 
 def _accuracy_args():
-    "Six raw scores and their targets, both 6×1"
-    return torch.tensor([[2.], [0.3], [-1.], [0.2], [-0.4], [0.1]]), torch.tensor([[1.], [1.], [0.], [0.], [0.], [1.]])
+    "Seven raw scores and their targets, both 7×1: more 3s than 7s, so a comparison that calls every image a 3 shows"
+    return torch.tensor([[2.], [0.3], [-1.], [0.2], [-0.4], [0.1], [1.5]]), torch.tensor([[1.], [1.], [0.], [0.], [0.], [1.], [1.]])
 
-_ACCURACY_CASES = [('scores [[2], [0.3], [-1], [0.2], [-0.4], [0.1]] and targets [[1], [1], [0], [0], [0], [1]]', _accuracy_args)]
+_ACCURACY_CASES = [('scores [[2], [0.3], [-1], [0.2], [-0.4], [0.1], [1.5]] and targets [[1], [1], [0], [0], [0], [1], [1]]', _accuracy_args)]
 _ACCURACY_MISTAKES = [
     (lambda x, y: ((x > 0.5) == y).float().mean(), 'you compared the raw scores with 0.5; compare sigmoid(score) with 0.5 (or the raw score with 0)'),
     (lambda x, y: ((x.sigmoid() < 0.5) == y).float().mean(), 'the comparison is the wrong way round: sigmoid(score) > 0.5 means a 3, target 1'),
+    (lambda x, y: ((x.sigmoid() > 0) == y).float().mean(), 'every sigmoid is above 0, so every image is called a 3: compare sigmoid(score) '
+                                                           'with 0.5, or the raw score with 0'),
     (lambda x, y: ((x.sigmoid() > 0.5) == y).float().sum(), 'that is the number of right answers; the accuracy is their fraction, .mean()'),
     (lambda x, y: ((x.sigmoid() > 0.5) == y.view(-1)).float().mean(),
      'the comparison broadcast to N×N: predictions and targets must both be N×1; a flat one (shape N) against an N×1 one makes an N×N grid'),
     (lambda x, y: ((x.sigmoid() > 0.5) == y).float(), 'that is one 1 or 0 per image; the accuracy is their mean, .mean()'),
 ]
 
+@_checker
 def check_batch_accuracy(batch_accuracy # your function (xb, yb) -> fraction correct, a tensor
                         ) -> bool:
-    "Check a `batch_accuracy(xb, yb)` on six scores; print the verdict"
-    return _check('batch_accuracy', batch_accuracy, _ACCURACY_CASES, _batch_accuracy, _ACCURACY_MISTAKES)
+    "Check a `batch_accuracy(xb, yb)` on seven scores; print the verdict"
+    return _check('batch_accuracy', batch_accuracy, _ACCURACY_CASES, _batch_accuracy, _ACCURACY_MISTAKES, any_float=True)
 
 def hint_batch_accuracy():
     "Print a hint for `batch_accuracy`"
@@ -608,23 +782,23 @@ def solution_batch_accuracy():
 
 # %% ../nbs/96_exercises.ipynb #5c7ddcbc
 def _train_epoch(model, params, dl, lr):
-    losses = []
+    total, n = 0.0, 0
     for xb, yb in dl:
         loss = calc_grad(xb, yb, model, params)
         for p in params.values():
             p.data -= p.grad*lr
             p.grad.zero_()
-        losses.append(loss.item())
-    return sum(losses)/len(losses)
+        total, n = total + loss.item()*len(xb), n + len(xb)  # a short last batch counts for fewer images
+    return total/n
 
 def _tiny_model(xb, weights, bias): return xb@weights + bias
 
 def _tiny_setup():
-    "Fresh parameters of a 3-pixel linear model and two batches of three fake images, the same every call"
+    "Fresh parameters of a 3-pixel linear model and two batches of fake images, 4 then 2 (a short last batch), the same every call"
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(6, 3, generator=g), torch.tensor([[1.], [0.], [1.], [1.], [0.], [0.]])
     params = dict(weights=torch.randn(3, 1, generator=g).requires_grad_(), bias=torch.tensor([0.1]).requires_grad_())
-    return params, [(x[:3], y[:3]), (x[3:], y[3:])]
+    return params, [(x[:4], y[:4]), (x[4:], y[4:])]
 
 def _epoch_variant(up=False, zero=True, use_lr=True, batches=2) -> tuple:
     "The parameters after an epoch trained with a known mistake, and the batch losses"
@@ -652,17 +826,22 @@ def _train_epoch_problem(train_epoch) -> str|None:
     params, dl = _tiny_setup()
     originals = dict(params)
     start = {k: v.detach().clone() for k, v in params.items()}
-    res, why = _call(train_epoch, _tiny_model, params, dl, _LR)
+    batches = [t for batch in dl for t in batch]
+    copies = _copies(batches)
+    res, why, ops = _call_counting(train_epoch, _tiny_model, params, dl, _LR)
     if any(params.get(k) is not v for k, v in originals.items()): return _REPLACED.format('params[k]')
+    if any(not _equal_or_nan(t, c[0]) for t, c in zip(batches, copies)):
+        return ("it changed the images or targets of dl in place: on your data it would change the training set itself; "
+                'compute new tensors instead (xb - m, not xb -= m)')
     if why: return why
     if res is Ellipsis: return f'{NOT_ATTEMPTED} (it returns ...)'
     right, losses = _epoch_variant()
     def now_like(other): return all(_same(params[k], other[k]) for k in params)
-    desc = f'a linear model of 3 pixels trained on 2 batches of 3 with lr={_LR}'
+    desc = f'a linear model of 3 pixels trained on batches of 4 and 2 images with lr={_LR}'
     if not now_like(right):
         if now_like(start):
             zeroed = all(p.grad is not None and not p.grad.any() for p in params.values())  # computed, then cleared
-            if res is None and not zeroed: return f'{NOT_ATTEMPTED} (it returns None and changes no parameter)'
+            if res is None and not zeroed and not ops: return f'{NOT_ATTEMPTED} (it returns None and changes no parameter)'
             if zeroed:
                 return ('the parameters did not move, and their gradients are cleared: either they were cleared before being '
                         'used (step first, then p.grad.zero_()), or a new tensor was stepped (p = p - ... only gives the name p '
@@ -673,7 +852,9 @@ def _train_epoch_problem(train_epoch) -> str|None:
         for kwargs, hint in _EPOCH_MISTAKES:
             if now_like(_epoch_variant(**kwargs)[0]): return f'{hint} ({seen})'
         return f'wrong parameters after the epoch {seen}'
-    mean = sum(losses)/len(losses)
+    sizes = [len(xb) for xb, _ in _tiny_setup()[1]]
+    total = sum(l*n for l, n in zip(losses, sizes))
+    mean = total/sum(sizes)
     seen = f'for {desc}, with batch losses {_rounded(losses)}: expected {mean:.4f}, got {_show(res)}'
     if res is None: return f'the training is right, but it returns None; return the mean training loss ({seen})'
     if isinstance(res, torch.Tensor): return f'return a Python float, not a tensor: use loss.item() ({seen})'
@@ -681,19 +862,25 @@ def _train_epoch_problem(train_epoch) -> str|None:
     res = float(res)  # a NumPy number works as well as a Python one
     if math.isclose(res, mean, rel_tol=1e-4): return None
     if math.isclose(res, losses[-1], rel_tol=1e-4): return f'that is the loss of the last batch; return the mean over all batches ({seen})'
-    if math.isclose(res, sum(losses), rel_tol=1e-4): return f'that is the sum of the batch losses; divide by their number ({seen})'
+    if math.isclose(res, sum(losses)/len(losses), rel_tol=1e-4):
+        return (f'that is the mean of the batch losses, but the last batch is shorter: each batch loss is a mean over its images, '
+                f'so weight it by their number, loss.item()*len(xb), and divide the total by the number of images ({seen})')
+    if math.isclose(res, sum(losses), rel_tol=1e-4): return f'that is the sum of the batch losses; take the mean over the images ({seen})'
+    if math.isclose(res, total, rel_tol=1e-4): return f'that is the total over the images; divide it by the number of images ({seen})'
     return f'wrong mean loss {seen}'
 
+@_checker
 def check_train_epoch(train_epoch # your function (model, params, dl, lr) -> mean training loss
                      ) -> bool:
-    "Check a `train_epoch(model, params, dl, lr)` on a tiny linear model and two batches; print the verdict"
+    "Check a `train_epoch(model, params, dl, lr)` on a tiny linear model and two batches of different sizes; print the verdict"
     msg = _train_epoch_problem(train_epoch)
     return _verdict('train_epoch', msg is None, msg or '')
 
 def hint_train_epoch():
     "Print a hint for `train_epoch`"
     print("for xb, yb in dl: loss = calc_grad(xb, yb, model, params); then for p in params.values(): p.data -= p.grad*lr and "
-          "p.grad.zero_(). Keep loss.item() of each batch, and return their mean after the loop.")
+          "p.grad.zero_(). Add up loss.item()*len(xb) and len(xb) over the batches (the last one may be shorter), and return "
+          "total/number of images after the loop.")
 
 def solution_train_epoch():
     "Print a solution for `train_epoch`"
@@ -711,6 +898,7 @@ _RELU_MISTAKES = [
     (lambda x: x.sigmoid(), 'that is the sigmoid; ReLU is simpler: negatives become 0, the rest stays'),
 ]
 
+@_checker
 def check_relu(relu # your function x -> x with negatives replaced by 0
               ) -> bool:
     "Check a `relu(x)` on six values; print the verdict"
@@ -747,8 +935,11 @@ _NET_MISTAKES = [
     (lambda xb, w1, b1, w2, b2: (xb@w1).clamp(min=0)@w2 + b2, 'you left out b1, the bias of the first layer'),
     (lambda xb, w1, b1, w2, b2: (xb@w1 + b1).clamp(min=0)@w2, 'you left out b2, the bias of the last layer'),
     (lambda xb, w1, b1, w2, b2: (xb@w1 + b1).sigmoid()@w2 + b2, 'you used a sigmoid between the layers; simple_net uses ReLU'),
+    (lambda *a: _simple_net(*a).sigmoid(), 'simple_net returns raw scores, like linear1: leave out the sigmoid at the end, which '
+                                           'belongs to the loss (and the metric)'),
 ]
 
+@_checker
 def check_simple_net(simple_net # your function (xb, w1, b1, w2, b2) -> N×1 scores
                     ) -> bool:
     "Check a `simple_net(xb, w1, b1, w2, b2)` on four small images; print the verdict"
@@ -778,9 +969,10 @@ def _optim_problem(BasicOptim, as_given) -> str|None:
     for round in ('first', 'second'):
         if round == 'second': _toy_loss(params).backward()
         before, grads = [p.detach().clone() for p in params], [p.grad.clone() for p in params]
-        _, why = _call(lambda: opt.step())
+        _, why, ops = _call_counting(lambda: opt.step())
         if why: return why if why.startswith(NOT_ATTEMPTED) else f'step(): {why}'
         msg = _step_problem(params, before, grads, lr, f'the {round} step()')
+        if msg and not ops and 'changed nothing' in msg: return f'{NOT_ATTEMPTED} (step() changes nothing and computes nothing): write step()'
         if msg: return msg
         _, why = _call(lambda: opt.zero_grad())
         if why and why.startswith(NOT_ATTEMPTED): return 'step() is right, but zero_grad() is not written yet (it raises NotImplementedError)'
@@ -788,6 +980,7 @@ def _optim_problem(BasicOptim, as_given) -> str|None:
         if not _cleared(params): return f'after the {round} zero_grad() the gradients are still there: set each p.grad to None (or p.grad.zero_())'
     return None
 
+@_checker
 def check_basic_optim(BasicOptim # your class: BasicOptim(params, lr), with step() and zero_grad()
                      ) -> bool:
     "Check a class `BasicOptim(params, lr)` with `step()` and `zero_grad()`, given a list and then a generator; print the verdict"
@@ -795,7 +988,6 @@ def check_basic_optim(BasicOptim # your class: BasicOptim(params, lr), with step
     if msg is None and _optim_problem(BasicOptim, lambda ps: (p for p in ps)):
         msg = ('it works when given a list, but not a generator such as model.parameters(), which can be looped over only once: '
                'store list(params) in __init__')
-    if msg and 'step() changed nothing' in msg and 'first' in msg: msg = f'{NOT_ATTEMPTED}, or {msg}'
     return _verdict('BasicOptim', msg is None, msg or '')
 
 def hint_basic_optim():
@@ -810,11 +1002,15 @@ def solution_basic_optim():
 # %% ../nbs/96_exercises.ipynb #a26ee61c
 def _conv_out_size(size, ks, stride, padding): return (size + 2*padding - ks)//stride + 1
 
-_CONV_ARGS = [(28, 3, 2, 1), (8, 3, 1, 1), (7, 3, 2, 1), (10, 5, 1, 0), (9, 3, 3, 2)]
+_CONV_ARGS = [(28, 3, 2, 1), (8, 3, 1, 1), (7, 3, 2, 1), (10, 5, 1, 0), (9, 3, 3, 2), (12, 3, 3, 1)] # the last: 11/3 is nearer 4 than 3
+_ROUND = ('round() goes to the nearest whole number; round down instead, with //: a kernel position that would stick out of '
+          'the padded input is not used')
 _CONV_MISTAKES = [
     (lambda n, k, s, p: (n + 2*p - k)//s, 'you forgot the + 1: the kernel fits once at the start, then once more per stride'),
     (lambda n, k, s, p: n + 2*p - k + 1, 'you ignored the stride: the kernel moves stride pixels at a time, so divide by it'),
     (lambda n, k, s, p: math.ceil((n + 2*p - k)/s) + 1, 'round down, not up, when the stride does not divide evenly: //'),
+    (lambda n, k, s, p: round((n + 2*p - k)/s) + 1, _ROUND),
+    (lambda n, k, s, p: round((n + 2*p - k)/s + 1), _ROUND),
     (lambda n, k, s, p: n//s, 'size//stride happens to be right for 28, but not in general: (size + 2*padding - ks)//stride + 1'),
     (lambda n, k, s, p: (n + p - k)//s + 1, 'the padding is on both sides: add 2*padding'),
 ]
@@ -838,6 +1034,7 @@ def _conv_problem(conv_out_size) -> str|None:
         if all(a == mistake(*args) for args, a in zip(_CONV_ARGS, answers)): return f'{hint} ({seen})'
     return f'wrong size {seen}'
 
+@_checker
 def check_conv_out_size(conv_out_size # your function (size, ks, stride, padding) -> output size
                        ) -> bool:
     "Check a `conv_out_size(size, ks, stride, padding)` on five convolutions; print the verdict"
@@ -861,6 +1058,7 @@ def _softmax(x):
 _SOFTMAX_CASES = [
     ('scores [[1, 2, 3]]', lambda: (torch.tensor([[1., 2., 3.]]),)),
     ('scores [[0, 1], [2, 0]]', lambda: (torch.tensor([[0., 1.], [2., 0.]]),)),
+    ('scores [[1, 2, 0], [0, 0, 3]]', lambda: (torch.tensor([[1., 2., 0.], [0., 0., 3.]]),)),  # not square: an N-long row sum cannot line up
     ('large scores [[1000, 1001, 1002]]', lambda: (torch.tensor([[1000., 1001., 1002.]]),)),
     ('scores far apart [[0, 1000], [-1000, 0]]', lambda: (torch.tensor([[0., 1000.], [-1000., 0.]]),)),
 ]
@@ -870,12 +1068,16 @@ _SOFTMAX_MISTAKES = [
                                                      "softmax(x - max) is the same"),
     (lambda x: x.exp()/x.exp().sum(0, keepdim=True), 'each column adds up to 1, not each row: sum along dim=1 with keepdim=True'),
     (lambda x: x.exp()/x.exp().sum(), 'you divided by the sum over every image: divide each row by its own sum'),
+    (lambda x: (x - x.max(dim=1).values).exp()/(x - x.max(dim=1).values).exp().sum(dim=1),
+     "a row's largest score or its sum lost its axis (shape N, not N×1), so it does not line up with the rows: keepdim=True in "
+     'x.max(dim=1, keepdim=True) and .sum(dim=1, keepdim=True)'),
     (lambda x: _shifted(x)/_shifted(x).sum(dim=1), 'the row sums lost their axis (shape N, not N×1), so they divide the columns: '
                                                     '.sum(dim=1, keepdim=True)'),
     (lambda x: (x - x.max(dim=1).values).exp()/(x - x.max(dim=1).values).exp().sum(dim=1, keepdim=True),
      "each row's largest score lost its axis (shape N, not N×1), so it is subtracted along the columns: x.max(dim=1, keepdim=True)"),
 ]
 
+@_checker
 def check_softmax(softmax # your function x (N×k scores) -> N×k probabilities, each row adding up to 1
                  ) -> bool:
     "Check a `softmax(x)` against `torch.softmax` on four batches of scores, the last two too large for a plain exp; print the verdict"
@@ -913,11 +1115,17 @@ _CE_MISTAKES = [
     (lambda s, t: -_right_logp(s, t).sum(), 'it is the sum over the images: take the mean, so the loss does not grow with the batch size'),
     (lambda s, t: -torch.softmax(s, dim=1)[torch.arange(len(t)), t].mean(), 'take the log of the probability of the right class'),
     (lambda s, t: -torch.log_softmax(s, dim=1)[:, 0].mean(), 'pick the right class of each image: index with [torch.arange(N), targets]'),
+    (lambda s, t: -torch.log_softmax(s, dim=1)[:, t].mean(), "scores[:, targets] picks every image's score for every image's target, "
+                                                            'an N×N grid: pick one per image with [torch.arange(N), targets]'),
+    (lambda s, t: -(s - s.max(dim=1).values - (s - s.max(dim=1, keepdim=True).values).exp().sum(dim=1, keepdim=True).log())[torch.arange(len(t)), t].mean(),
+     "a row's largest score or its sum of exponentials lost its axis (shape N, not N×1), so it does not line up with the rows of "
+     'the scores: keepdim=True in .max(dim=1, keepdim=True) and .sum(dim=1, keepdim=True)'),
     (lambda s, t: -_right_logp(s, t), 'it should return one number, the mean over the images: end with .mean()'),
     (lambda s, t: -_softmax(s)[torch.arange(len(t)), t].log().mean(), _LOG_OF_SOFTMAX),  # log of 0: inf
     (lambda s, t: -(s.exp()/s.exp().sum(1, keepdim=True))[torch.arange(len(t)), t].log().mean(), _LOG_OF_SOFTMAX),  # inf/inf: nan
 ]
 
+@_checker
 def check_cross_entropy(cross_entropy # your function (scores N×k, targets N class indices) -> the mean loss, one number
                        ) -> bool:
     "Check a `cross_entropy(scores, targets)` against `F.cross_entropy` on three batches, the last too large for log(softmax); print the verdict"

@@ -441,3 +441,254 @@ def _exits(*args): raise SystemExit(3)
 def test_hostile_answers_get_one_line(name, answer, capsys):
     ok, out = verdict(EXERCISES[name][0], answer, capsys)
     assert ok is False and out[0] in '✗·', out
+
+
+# ---- issue 22 (cases 10-12) and issue 21: answers that change their inputs, torch's state or never end; mistakes now named
+
+import signal, threading, time
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+PURE = [n for n in EXERCISES if n not in ('sgd_step', 'train_epoch', 'basic_optim', 'init_params', 'conv_out_size')]  # tensors in, a value out
+IN_PLACE = {'add_': lambda t: t.add_(1), 'sub_': lambda t: t.sub_(1), 'setitem': lambda t: t.__setitem__(0, t[0] + 1),
+            'fill_': lambda t: t.fill_(7), 'isub': lambda t: t.__isub__(1)}
+
+def _then_changes(ref, which:int, op):
+    "The right answer, which then changes its input number `which` (of those that are tensors) in place"
+    def answer(*args):
+        res = ref(*args)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        op(tensors[which % len(tensors)])
+        return res
+    return answer
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(PURE), which=st.integers(0, 4), op=st.sampled_from(sorted(IN_PLACE)))
+def test_an_answer_that_changes_its_input_in_place_is_wrong(name, which, op, capsys):
+    "Issue 22 case 10, issue 21: right values, but an input changed in place (or, for a tensor that tracks gradients, an error saying so)"
+    ok, out = verdict(EXERCISES[name][0], _then_changes(EXERCISES[name][3], which, IN_PLACE[op]), capsys)
+    assert ok is False and out.startswith('✗') and 'in place' in out, out
+
+def _dist_in_place(a, b): return a.sub_(b).abs_().mean((-1, -2))
+def _softmax_in_place(x):
+    x -= x.max(dim=1, keepdim=True).values
+    x.exp_()
+    return x/x.sum(dim=1, keepdim=True)
+def _xy_zeroes_threes(threes, sevens):
+    res = xy(threes, sevens); threes.zero_(); return res
+def _loss_with_backward(predictions, targets):
+    loss = mnist_loss(predictions, targets); loss.backward(); return loss
+
+IN_PLACE_FOUND = [  # the answers the issues found, each judged right before
+    (ex.check_mnist_distance, _dist_in_place, 'input a in place'), (ex.check_mean_image, lambda s: s.div_(len(s)).sum(0), 'input s in place'),
+    (ex.check_xy, _xy_zeroes_threes, 'input threes in place'), (ex.check_softmax, _softmax_in_place, 'input x in place'),
+    (ex.check_relu, lambda x: x.clamp_(min=0), 'input x in place'), (ex.check_mnist_loss, _loss_with_backward, 'did it call backward()')]
+
+@pytest.mark.parametrize('check,answer,words', IN_PLACE_FOUND, ids=['distance-sub_', 'mean-div_', 'xy-zero', 'softmax-exp_', 'relu-clamp_', 'loss-backward'])
+def test_in_place_answers_found_are_named(check, answer, words, capsys):
+    ok, out = verdict(check, answer, capsys)
+    assert ok is False and words in out, out
+
+def test_the_answer_gets_the_checkers_own_inputs():
+    "Every case makes fresh tensors, so the reference, the answer and each known mistake never share one"
+    for cases in (ex._DISTANCE_CASES, ex._MEAN_IMAGE_CASES, ex._IS_3_CASES, ex._MSE_CASES, ex._LINEAR_CASES, ex._LOSS_CASES,
+                  ex._ACCURACY_CASES, ex._RELU_CASES, ex._NET_CASES, ex._SOFTMAX_CASES, ex._CE_CASES):
+        for _, make_args in cases:
+            a, b = make_args(), make_args()
+            assert all(x is not y for x, y in zip(a, b) if isinstance(x, torch.Tensor))
+
+
+def _state() -> tuple:
+    return (torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_default_device(), torch.get_rng_state(), torch.allclose,
+            torch.isfinite, F.softmax, 'sum' in vars(torch.Tensor))
+
+CARELESS = {  # what an answer might do to torch
+    'no-grad': lambda: torch.set_grad_enabled(False), 'float64': lambda: torch.set_default_dtype(torch.float64),
+    'meta-device': lambda: torch.set_default_device('meta'), 'seed': lambda: torch.manual_seed(1),
+    'allclose': lambda: setattr(torch, 'allclose', lambda *a, **k: True), 'isfinite': lambda: setattr(torch, 'isfinite', lambda t: t == t),
+    'softmax': lambda: setattr(F, 'softmax', lambda *a, **k: 0), 'tensor-sum': lambda: setattr(torch.Tensor, 'sum', lambda self, *a, **k: 42)}
+
+def _careless(what:str, ref):
+    def answer(*args):
+        CARELESS[what]()
+        return ref(*args)
+    return answer
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(what=st.sampled_from(sorted(CARELESS)), first=st.sampled_from(list(EXERCISES)), then=st.sampled_from(list(EXERCISES)))
+def test_torch_state_is_put_back_after_every_answer(what, first, then, capsys):
+    "Issue 22 case 11: whatever one answer does to torch, the next checker judges a right answer right, and torch is as it was"
+    before = _state()
+    verdict(EXERCISES[first][0], _careless(what, EXERCISES[first][3]), capsys)
+    assert _state()[:3] == before[:3] and torch.equal(_state()[3], before[3]) and _state()[4:] == before[4:]
+    ok, out = verdict(EXERCISES[then][0], EXERCISES[then][3], capsys)
+    assert ok is True, out
+
+CASE_11 = [('no-grad', ex.check_mse, lambda p, t: ((p - t)**2).mean(), True),
+           ('allclose', ex.check_mse, lambda p, t: (p - t).sum()*0 + 42, False),
+           ('float64', ex.check_init_params, init_params, True)]
+
+@pytest.mark.parametrize('what,check,answer,right', CASE_11, ids=['grad-off-then-mse', 'allclose-patched-then-42', 'float64-then-init'])
+def test_case_11_as_found(what, check, answer, right, capsys):
+    verdict(check, _careless(what, EXERCISES['mse'][3] if check is ex.check_mse else init_params), capsys)
+    ok, out = verdict(check, answer, capsys)
+    assert ok is right, out
+    if not right: assert 'expected 4.5, got 42' in out, out
+
+@pytest.mark.parametrize('what', ['no-grad', 'float64'])
+def test_a_learners_own_settings_are_kept_but_not_judged_by(what, capsys):
+    "Set by the learner before the check: the checker judges with torch's defaults, and leaves the learner's setting in place"
+    try:
+        CARELESS[what]()
+        before = (torch.is_grad_enabled(), torch.get_default_dtype())
+        assert verdict(ex.check_mse, EXERCISES['mse'][3], capsys)[0] and verdict(ex.check_init_params, init_params, capsys)[0]
+        assert (torch.is_grad_enabled(), torch.get_default_dtype()) == before
+    finally: torch.set_grad_enabled(True); torch.set_default_dtype(torch.float32)
+
+def test_the_checker_compares_with_its_own_allclose(capsys):
+    "A torch.allclose patched by the learner before the check does not make a wrong answer right"
+    orig = torch.allclose
+    try:
+        torch.allclose = lambda *a, **k: True
+        ok, out = verdict(ex.check_mse, lambda p, t: (p - t).sum()*0 + 42, capsys)
+        assert ok is False and 'got 42' in out, out
+    finally: torch.allclose = orig
+
+
+def _endless(*args):
+    while True: pass
+
+class _EndlessOptim:
+    def __init__(self, params, lr):
+        while True: pass
+
+@pytest.mark.parametrize('name', EXERCISES)
+def test_an_endless_loop_is_stopped(name, capsys, monkeypatch):
+    "Issue 22 case 12: a verdict after the time limit, not a hang"
+    monkeypatch.setattr(ex, 'TIME_LIMIT', 0.1)
+    start = time.monotonic()
+    ok, out = verdict(EXERCISES[name][0], _EndlessOptim if name == 'basic_optim' else _endless, capsys)
+    assert ok is False and 'took longer than 0.1 s' in out and 'endless loop' in out, out
+    assert time.monotonic() - start < 5
+
+def test_the_time_limit_says_how_long_and_keeps_the_callers_alarm(capsys, monkeypatch):
+    monkeypatch.setattr(ex, 'TIME_LIMIT', 0.5)
+    def mine(signum, frame): raise AssertionError('the caller\'s alarm rang')
+    old = signal.signal(signal.SIGALRM, mine)
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    try:
+        start = time.monotonic()
+        ok, out = verdict(ex.check_relu, _endless, capsys)
+        assert 0.4 < time.monotonic() - start < 5
+        assert ok is False and 'it took longer than 0.5 s: is there an endless loop?' in out, out
+        assert signal.getsignal(signal.SIGALRM) is mine and 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, old)
+
+def test_off_the_main_thread_there_is_no_limit_and_no_error(capsys):
+    "Where SIGALRM cannot be used (here: another thread; likewise on Windows) the checker runs without a limit"
+    res = {}
+    t = threading.Thread(target=lambda: res.update(ok=ex.check_relu(torch.relu), bad=ex.check_relu(lambda x: x.abs())))
+    t.start(); t.join(30)
+    assert res == dict(ok=True, bad=False)
+
+def test_without_sigalrm_there_is_no_limit_and_no_error(capsys, monkeypatch):
+    "As on Windows: no signal.setitimer, so no limit, and the verdicts are as usual"
+    monkeypatch.delattr(signal, 'setitimer')
+    assert verdict(ex.check_relu, torch.relu, capsys)[0] is True and verdict(ex.check_relu, lambda x: x.abs(), capsys)[0] is False
+
+def _interrupted(p, t):
+    torch.set_grad_enabled(False)
+    raise KeyboardInterrupt
+
+def test_ctrl_c_still_stops_the_cell():
+    "A KeyboardInterrupt goes through, as Ctrl-C must; torch's state is put back on the way"
+    with pytest.raises(KeyboardInterrupt): ex.check_mse(_interrupted)
+    assert torch.is_grad_enabled()
+
+class _Odd(BaseException): pass
+def _gen_exit(*args): raise GeneratorExit()
+def _stop(*args): raise StopIteration()
+def _odd(*args): raise _Odd('odd')
+
+@pytest.mark.parametrize('name', EXERCISES)
+@pytest.mark.parametrize('answer', [_gen_exit, _stop, _odd], ids=['GeneratorExit', 'StopIteration', 'BaseException'])
+def test_any_base_exception_is_a_one_line_verdict(name, answer, capsys):
+    ok, out = verdict(EXERCISES[name][0], answer, capsys)
+    assert ok is False and out.startswith('✗') and 'it raised' in out, out
+
+
+def _sgd_rebind(params, lr):
+    for p in params: p = p - lr*p.grad
+
+def _epoch_rebind(model, params, dl, lr):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model, params)
+        for p in params.values(): p = p - lr*p.grad
+
+class _RebindOptim(LessonOptim):
+    def step(self):
+        for p in self.params: p = p - p.grad*self.lr
+
+def _epoch_batch_mean(model, params, dl, lr):
+    losses = []
+    for xb, yb in dl:
+        losses.append(calc_grad(xb, yb, model, params).item())
+        for p in params.values(): p.data -= p.grad*lr; p.grad.zero_()
+    return sum(losses)/len(losses)
+
+def _epoch_normalizes_in_place(model, params, dl, lr):
+    for xb, yb in dl: xb -= xb.mean()
+    return train_epoch(model, params, dl, lr)
+
+def _ce_no_keepdim_max(s, t):
+    m = s.max(dim=1).values
+    return -(s - m - (s - m).exp().sum(dim=1, keepdim=True).log())[range(len(t)), t].mean()
+
+def _ce_no_keepdim_sum(s, t):
+    m = s.max(dim=1, keepdim=True).values
+    return -(s - m - (s - m).exp().sum(dim=1).log())[range(len(t)), t].mean()
+
+NOW_NAMED = [
+    (ex.check_batch_accuracy, lambda x, y: ((x.sigmoid() > 0) == y).float().mean(), 'every sigmoid is above 0'),
+    (ex.check_cross_entropy, lambda s, t: -torch.log_softmax(s, 1)[:, t].mean(), 'an N×N grid'),
+    (ex.check_simple_net, lambda *a: simple_net(*a).sigmoid(), 'leave out the sigmoid at the end'),
+    (ex.check_relu, lambda x: max(x, 0), "Python's if, and, or, max()"),
+    (ex.check_xy, lambda t, s: (torch.stack([t, s]).view(-1, 784).float()/255, xy(t, s)[1]), 'use torch.cat'),
+    (ex.check_sgd_step, _sgd_rebind, 'only gives the name p a new tensor'),
+    (ex.check_train_epoch, _epoch_rebind, 'only gives the name p a new tensor'),
+    (ex.check_basic_optim, _RebindOptim, 'the first step() changed nothing'),
+    (ex.check_train_epoch, _epoch_batch_mean, 'the last batch is shorter'),
+    (ex.check_train_epoch, _epoch_normalizes_in_place, 'changed the images or targets of dl in place'),
+    (ex.check_conv_out_size, lambda n, k, s, p: round((n + 2*p - k)/s + 1), 'round()'),
+    (ex.check_conv_out_size, lambda n, k, s, p: round((n + 2*p - k)/s) + 1, 'round()'),
+    (ex.check_softmax, lambda x: (x - x.max(1).values).exp()/(x - x.max(1).values).exp().sum(1), 'lost its axis'),
+    (ex.check_cross_entropy, _ce_no_keepdim_max, 'lost its axis'),
+    (ex.check_cross_entropy, _ce_no_keepdim_sum, 'lost its axis'),
+]
+NOW_NAMED_IDS = ['acc-threshold-0', 'ce-colon-t', 'net-sigmoid', 'relu-python-max', 'xy-stack', 'sgd-rebind-only', 'epoch-rebind-only',
+                 'optim-rebind', 'epoch-batch-mean', 'epoch-dl-in-place', 'conv-round', 'conv-round-minus-1', 'softmax-no-keepdim', 'ce-max-no-keepdim',
+                 'ce-sum-no-keepdim']
+
+@pytest.mark.parametrize('check,answer,words', NOW_NAMED, ids=NOW_NAMED_IDS)
+def test_issue_21_mistakes_are_named(check, answer, words, capsys):
+    "Once called wrong values, a raw PyTorch error, the wrong mistake, 'not attempted yet' or right: now named"
+    ok, out = verdict(check, answer, capsys)
+    assert ok is False and out.startswith('✗') and NOT_ATTEMPTED not in out and words in out, out
+
+def test_a_float64_accuracy_is_right(capsys):
+    "Issue 21: an accuracy is only measured, so float64 is as right as float32"
+    ok, out = verdict(ex.check_batch_accuracy, lambda x, y: ((x.sigmoid() > 0.5) == y).double().mean(), capsys)
+    assert ok is True, out
+
+MISTAKE_TABLES = {'mnist_distance': ex._DISTANCE_MISTAKES, 'mean_image': ex._MEAN_IMAGE_MISTAKES, 'is_3': ex._IS_3_MISTAKES,
+                  'mse': ex._MSE_MISTAKES, 'linear1': ex._LINEAR_MISTAKES, 'mnist_loss': ex._LOSS_MISTAKES,
+                  'batch_accuracy': ex._ACCURACY_MISTAKES, 'relu': ex._RELU_MISTAKES, 'simple_net': ex._NET_MISTAKES,
+                  'softmax': ex._SOFTMAX_MISTAKES, 'cross_entropy': ex._CE_MISTAKES}
+
+@pytest.mark.parametrize('name', MISTAKE_TABLES)
+def test_the_inputs_tell_every_known_mistake_apart(name, capsys):
+    "Inputs too tidy let one mistake pass for another (issue 21): each known mistake gets its own hint"
+    for wrong, hint in MISTAKE_TABLES[name]:
+        ok, out = verdict(EXERCISES[name][0], wrong, capsys)
+        assert ok is False and out.startswith(f'✗ {name}: {hint}'[:80]), (hint, out)
