@@ -8,11 +8,10 @@ import math
 from contextlib import contextmanager
 import torch
 from .data import MnistData, Batches
-from .linear import init_params, linear1, train_epoch, exact_accuracy
+from .linear import init_params, linear1, train_epoch, exact_accuracy # the last two for `fit` (exported from appendix 95_measure)
 
 # %% auto #0
-__all__ = ['MODELS', 'simple_net', 'linear_params', 'net_params', 'flush_denormal', 'num_threads', 'check_finite', 'epoch_range',
-           'fit', 'plot_history']
+__all__ = ['MODELS', 'simple_net', 'linear_params', 'net_params', 'plot_history', 'flush_denormal', 'num_threads', 'check_finite', 'epoch_range', 'fit']
 
 # %% ../nbs/04_net.ipynb #673e54e3
 def simple_net(xb:torch.Tensor, # N×784 images
@@ -38,7 +37,20 @@ def net_params(std:float=1.0, # standard deviation of the random start
 
 MODELS = dict(linear=(linear1, linear_params), net=(simple_net, net_params)) # name -> (model, parameter maker)
 
-# %% ../nbs/04_net.ipynb #c4a9e95e
+# %% ../nbs/04_net.ipynb #2d138335
+def plot_history(history:list, # from `fit`
+                 title:str='' # figure title
+                ):
+    "Training loss and validation accuracy per epoch, side by side"
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    epochs = [h['epoch'] for h in history]
+    ax1.plot(epochs, [h['train_loss'] for h in history]); ax1.set(xlabel='epoch', ylabel='training loss')
+    ax2.plot(epochs, [h['valid_accuracy'] for h in history]); ax2.set(xlabel='epoch', ylabel='validation accuracy')
+    fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/95_measure.ipynb #c4a9e95e
 @contextmanager
 def flush_denormal():
     "Inside, the CPU treats subnormal floats as zero (fast); restored to IEEE behaviour after"
@@ -54,7 +66,7 @@ def num_threads(n:int|None):
     try: yield
     finally: torch.set_num_threads(old)
 
-# %% ../nbs/04_net.ipynb #eaed5261
+# %% ../nbs/95_measure.ipynb #eaed5261
 def check_finite(loss:float, epoch:int) -> float: # an epoch's mean training loss, and its number
     "`loss`, or a FloatingPointError naming the epoch when it is NaN or infinite (training diverged)"
     if not math.isfinite(loss):
@@ -67,7 +79,7 @@ def epoch_range(epochs:int, progress:bool=False):
     from fastprogress.fastprogress import progress_bar
     return progress_bar(range(epochs))
 
-# %% ../nbs/04_net.ipynb #3bf48f12
+# %% ../nbs/95_measure.ipynb #3bf48f12
 def fit(model, params:dict, # model(xb, **params), its parameters (trained in place)
         data:MnistData, # from `load_mnist`
         epochs:int=20, lr:float=1., bs:int=256, # passes over the data, learning rate, batch size
@@ -87,16 +99,3 @@ def fit(model, params:dict, # model(xb, **params), its parameters (trained in pl
             history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
             if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
     return history
-
-# %% ../nbs/04_net.ipynb #2d138335
-def plot_history(history:list, # from `fit`
-                 title:str='' # figure title
-                ):
-    "Training loss and validation accuracy per epoch, side by side"
-    import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
-    epochs = [h['epoch'] for h in history]
-    ax1.plot(epochs, [h['train_loss'] for h in history]); ax1.set(xlabel='epoch', ylabel='training loss')
-    ax2.plot(epochs, [h['valid_accuracy'] for h in history]); ax2.set(xlabel='epoch', ylabel='validation accuracy')
-    fig.suptitle(title); fig.tight_layout()
-    return fig
