@@ -61,7 +61,7 @@ def fit_layers(params:dict, # trained in place (`to_layers` in, `from_layers` ou
                valid_xT:torch.Tensor, is_right, # validation images as columns (784×M); is_right(scores) → M booleans
                epochs:int, lr:float, bs:int, log, threads:int|None # as in `fast_fit`
               ) -> list:
-    "The epochs of `fast_fit` (and of `fast_fit_k`, lesson `10_digits`): one `randperm` per epoch, batches gathered into reused buffers"
+    "The epochs of `fast_fit` (and of `fast_fit_k`, appendix `98_digits_tuning`): one `randperm` per epoch, batches gathered into reused buffers"
     layers = to_layers(params)
     xbuf, tbuf = x.new_empty(bs, x.shape[1]), t.new_empty(bs)
     history = []
