@@ -15,7 +15,7 @@ from .train import load_model as load_model_file, one_line_warnings, clean_exit,
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
            'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray', 'paper_level',
            'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'ink_measures',
-           'digit_doubt', 'predict', 'mnist_predict']
+           'digit_doubt', 'digit_probs', 'predict', 'mnist_predict']
 
 # %% ../nbs/94_prepare.ipynb #a1bc49c7
 def draw_digit(digit:int, # 3 or 7
@@ -222,6 +222,14 @@ def digit_doubt(x) -> str|None: # a prepared digit: 784 values in [0, 1], from `
     return None
 
 # %% ../nbs/94_prepare.ipynb #03ed79be
+def digit_probs(scores:torch.Tensor, # N×1 scores of a two-digit model (positive: its first digit), or N×k of a k-digit one
+                digits:tuple # the model's digits, in class order (from `model_digits`)
+               ) -> list:
+    "For each image a dict {digit (int): the model's probability of it}: the sigmoid of the score and 1 minus it for two digits, the softmax for more"
+    if len(digits) == 2:  # the sigmoid is the probability of the first digit, as `xy` made the first digit's target 1
+        return [{int(digits[0]): q, int(digits[1]): 1 - q} for q in torch.sigmoid(scores.view(-1)).tolist()]
+    return [{int(d): q for d, q in zip(digits, ps)} for ps in torch.softmax(scores, dim=1).tolist()]
+
 def _load(model):
     "`(name, model, params, meta)` from a model file, or `model` itself if it is already that tuple"
     return load_model_file(model) if isinstance(model, (str, Path)) else model
@@ -230,7 +238,7 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
             images, # picture files or PIL Images: one, or a list
             on_error=None # called as `on_error(image, exception)` for a picture that cannot be prepared, which is then skipped; None: raise
            ) -> list:
-    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`, `looks_like_digit`, `doubt`; for a model of more digits `top3` in place of `prob_3`"
+    "For each image a dict: `file`, `label` (the digit), `prob` (the model's probability of that label), then `prob_3` (a 3-vs-7 model), `probs` ({digit: probability}, other two-digit models) or `top3` (more digits), `looks_like_digit`, `doubt`"
     name, fn, params, meta = _load(model)
     digits = model_digits(model, meta)
     what = f'{model} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
@@ -250,31 +258,23 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
     n_out = 1 if len(digits) == 2 else len(digits) # two digits: one score per image; more: one per digit
     if scores.numel() != len(good)*n_out: raise ValueError(f'{what} returned {scores.numel()} scores for {len(good)} images of {len(digits)} digits')
     if not torch.isfinite(scores).all(): raise ValueError(f'{what} returned scores that are not finite numbers: its weights are broken')
-    if n_out > 1: return _predict_k(good, xs, scores.view(len(good), n_out), digits)
-    scores = scores.view(-1)
     res = []
-    for img, xi, score, p3 in zip(good, xs, scores.tolist(), torch.sigmoid(scores).tolist()):
+    for img, xi, ps in zip(good, xs, digit_probs(scores.view(len(good), n_out), digits)):
         file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
-        label = int(digits[0]) if score > 0 else int(digits[1])  # the convention of every model in MODELS: a positive score means the first digit, 3
+        label = max(ps, key=ps.get)  # the most probable digit (a tie, from a score of 0: the first)
         doubt = digit_doubt(xi)
-        res.append(dict(file=file, label=label, prob=p3 if label == 3 else 1 - p3, prob_3=p3, looks_like_digit=doubt is None, doubt=doubt))
+        res.append(dict(file=file, label=label, prob=ps[label]) | _digit_keys(ps, digits) | dict(looks_like_digit=doubt is None, doubt=doubt))
     return res
 
-def _predict_k(images, xs, scores, digits): # the images, their prepared pixels, N×k scores, the model's digits
-    "The rows of `predict` for a model of three digits or more: the digit with the highest probability (softmax), and the top three"
-    probs = torch.softmax(scores, dim=1)
-    top_p, top_i = probs.topk(min(3, len(digits)), dim=1)
-    res = []
-    for img, xi, ps, idx in zip(images, xs, top_p.tolist(), top_i.tolist()):
-        file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
-        doubt = digit_doubt(xi)
-        res.append(dict(file=file, label=int(digits[idx[0]]), prob=ps[0], top3=[dict(digit=int(digits[i]), prob=q) for i, q in zip(idx, ps)],
-                        looks_like_digit=doubt is None, doubt=doubt))
-    return res
+def _digit_keys(ps:dict, digits:tuple) -> dict: # {digit: probability} of one image, the model's digits
+    "The keys of a `predict` row that say how probable each digit is: `prob_3` (3 vs 7), `probs` (any other two digits), `top3` (more)"
+    if digits == ('3', '7'): return dict(prob_3=ps[3])  # as the lessons' models always reported it
+    if len(digits) == 2: return dict(probs=ps)
+    return dict(top3=[dict(digit=d, prob=q) for d, q in sorted(ps.items(), key=lambda dq: -dq[1])[:3]])
 
 # %% ../nbs/94_prepare.ipynb #0ee82ff6
 @call_parse
-def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (a 3 or a 7 for a two-digit model)', str, nargs='+'),
+def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (one of the digits the model tells apart, 3 or 7 for the lessons\' models)', str, nargs='+'),
                   model:str=None, # model file saved by `mnist_train --save` (required)
                   json:store_true=False # one JSON object per image and line, instead of text
                  ):

@@ -352,3 +352,32 @@ def test_no_real_digit_is_flagged():
     files = sorted((REAL_SAMPLE/'valid').glob('*/*.png'))
     assert len(files) == 2038
     assert sum(digit_doubt(prepare_digit(f)) is not None for f in files) == 0
+
+
+# ---- issue 22: hostile input, round 3 ----
+
+def bias_model(bias, digits=('0', '1')):
+    "A `linear` model of two digits whose every score is `bias` (zero weights), as `load_model` returns it"
+    from mnist_basics.linear import linear1
+    return 'linear', linear1, dict(weights=torch.zeros(784, 1), bias=torch.tensor([float(bias)])), dict(digits=list(digits))
+
+def test_two_digit_model_reports_the_printed_labels_probability(tmp_path):
+    "Case 1: a 0-vs-1 model sure of 0 (score +5: 0.9933) says 0 with probability 0.99, not 0.01; JSON names both digits"
+    name, _, params, meta = bias_model(5.)
+    fn = save_model(tmp_path/'01.pt', name, params, **meta)
+    r = predict(fn, draw_digit(3))[0]
+    assert r['label'] == 0 and r['prob'] == pytest.approx(0.99331, abs=1e-4) and 'prob_3' not in r
+    assert r['probs'] == {0: pytest.approx(0.99331, abs=1e-4), 1: pytest.approx(0.00669, abs=1e-4)}
+    draw_digit(7).save(tmp_path/'pic.png')
+    out = cmd(PREDICT, '--model', fn, tmp_path/'pic.png')
+    assert out.returncode == 0 and out.stdout == f"{tmp_path/'pic.png'}: 0 (probability 0.99)\n", out
+    row = __import__('json').loads(cmd(PREDICT, '--model', save_model(tmp_path/'29.pt', name, dict(params, bias=torch.tensor([-3.])), digits=['2', '9']),
+                                       '--json', tmp_path/'pic.png').stdout)
+    assert row['label'] == 9 and row['prob'] == pytest.approx(0.9526, abs=1e-4) and row['probs'] == {'2': pytest.approx(0.0474, abs=1e-4), '9': row['prob']}
+
+def test_three_seven_model_keeps_prob_3():
+    "Case 1: a 3-vs-7 model still reports `prob_3`, the probability of 3, and the label's probability"
+    for bias, label in ((2., 3), (-2., 7)):
+        r = predict(bias_model(bias, ('3', '7')), draw_digit(3))[0]
+        assert list(r) == ['file', 'label', 'prob', 'prob_3', 'looks_like_digit', 'doubt'] and r['label'] == label
+        assert r['prob_3'] == pytest.approx(1/(1 + np.exp(-bias)), rel=1e-6) and r['prob'] == pytest.approx(1/(1 + np.exp(-abs(bias))), rel=1e-6)

@@ -147,3 +147,21 @@ def test_extract_tgz_inside_its_folder_or_documented_error(tmp_path_factory, mem
         if out is not None: assert out.parent == dest and out.is_dir()
     assert sorted(p.name for p in root.iterdir()) == ['dest', 'outside.txt'] and (root/'outside.txt').read_text() == 'keep'
     assert not [p for p in dest.iterdir() if '.partial-' in p.name]  # nothing half-done left behind
+
+
+THREE = draw_digit(3, (120, 120), mode='L')
+
+@FAST
+@given(pair=st.lists(st.sampled_from('0123456789'), min_size=2, max_size=2, unique=True), bias=st.floats(-12, 12).filter(lambda b: abs(b) > 1e-3))
+def test_any_digit_pair_reports_the_printed_labels_probability(pair, bias):
+    "Issue 22, case 1: for any two-digit model, the label is the likelier digit and `prob` is the model's probability of that label"
+    from mnist_basics.linear import linear1
+    from mnist_basics.predict import predict
+    digits = tuple(sorted(pair))
+    r = predict(('linear', linear1, dict(weights=torch.zeros(784, 1), bias=torch.tensor([bias])), dict(digits=list(digits))), THREE)[0]
+    p_first = 1/(1 + np.exp(-np.float32(bias)))  # the sigmoid of the score: the probability of the first digit
+    assert r['label'] == int(digits[0] if bias > 0 else digits[1])
+    assert r['prob'] == pytest.approx(max(p_first, 1 - p_first), abs=1e-6) and r['prob'] >= 0.5
+    probs = {3: r['prob_3'], 7: 1 - r['prob_3']} if digits == ('3', '7') else r['probs']
+    assert probs == {int(digits[0]): pytest.approx(p_first, abs=1e-6), int(digits[1]): pytest.approx(1 - p_first, abs=1e-6)}
+    assert probs[r['label']] == r['prob']
