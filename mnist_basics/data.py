@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_data.ipynb #df7e7ed7
 from __future__ import annotations
-import os, io, stat, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
+import os, io, math, stat, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
@@ -15,7 +15,7 @@ __all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'MNIST_URL', 'SPLITS', 'DIGITS', 'FUL
            'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION', 'fastai_data_dir', 'download', 'fetch_fastai', 'parse_digits',
            'layout_of', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
            'read_digit', 'stack_digits', 'cache_name', 'listing_key', 'load_stacks', 'xy', 'xy_digits', 'MnistData',
-           'load_mnist', 'Batches', 'dataloaders']
+           'load_mnist', 'Batches', 'dataloaders', 'one_cycle']
 
 # %% ../nbs/90_data.ipynb #5da38633
 DATA_ENV = 'MNIST_BASICS_DATA' # environment variable naming a data folder or .tgz
@@ -428,3 +428,16 @@ class Batches:
 def dataloaders(data:MnistData, bs:int=256): # data from `load_mnist`; batch size
     "Training batches (shuffled) and validation batches (in order), as the lesson uses them"
     return Batches(data.train_x, data.train_y, bs, shuffle=True), Batches(data.valid_x, data.valid_y, bs)
+
+# %% ../nbs/90_data.ipynb #c3a1e002
+def one_cycle(opt, # a torch optimizer
+              lr:float, # the peak learning rate
+              total_steps:int, # optimizer steps in the whole run (epochs × batches), at least 1
+              pct_start:float=0.25 # the fraction of the steps spent warming up
+             ):
+    "A one-cycle learning-rate scheduler for `opt` (torch's `OneCycleLR`); for too few steps to warm up, a cosine from `lr` down"
+    if not isinstance(total_steps, int) or total_steps < 1: raise ValueError(f"one_cycle: expected at least one training step, got {total_steps!r}")
+    if pct_start*total_steps - 1 >= 1: # at least one step of warm-up: torch's schedule works
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start)
+    for g in opt.param_groups: g['lr'] = lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (1 + math.cos(math.pi*min(i, total_steps)/total_steps))/2)

@@ -381,3 +381,24 @@ def test_three_seven_model_keeps_prob_3():
         r = predict(bias_model(bias, ('3', '7')), draw_digit(3))[0]
         assert list(r) == ['file', 'label', 'prob', 'prob_3', 'looks_like_digit', 'doubt'] and r['label'] == label
         assert r['prob_3'] == pytest.approx(1/(1 + np.exp(-bias)), rel=1e-6) and r['prob'] == pytest.approx(1/(1 + np.exp(-abs(bias))), rel=1e-6)
+
+@pytest.mark.parametrize('n_train, bs, epochs', [(80, 20, 1), (80, 80, 1), (40, 20000, 4), (60, 20, 2)])  # 4, 1, 4 and 6 steps
+def test_cnn_trains_at_any_step_count(n_train, bs, epochs):
+    "Case 3: `--model cnn` with epochs × batches of 4 (or 1, or under 8) trains instead of dividing by zero in the schedule"
+    from conftest import synthetic_mnist, synthetic_digits
+    from mnist_basics.cnn import cnn_params, fit_cnn
+    from mnist_basics.digits import cnn_k_params, fit_cnn_k
+    torch.manual_seed(0)
+    p = cnn_params(); before = p['0.0.weight'].clone()
+    hist = fit_cnn(p, synthetic_mnist(n_train=n_train, n_valid=10), epochs=epochs, lr=0.01, bs=min(bs, n_train), log=None)
+    assert len(hist) == epochs and not torch.equal(before, p['0.0.weight'])
+    p = cnn_k_params(n_out=3, c=2); before = p['0.0.weight'].clone()
+    hist = fit_cnn_k(p, synthetic_digits(n_train=n_train, n_valid=9), epochs=epochs, lr=0.01, bs=min(bs, n_train), log=None)
+    assert len(hist) == epochs and not torch.equal(before, p['0.0.weight'])
+
+def test_mnist_train_cnn_on_80_images(tmp_path, make_digits):
+    "Case 3, from the terminal: 80 training images in batches of 20 for one epoch (4 steps) train and report"
+    root = make_digits(tmp_path/'d', {'train/3': 40, 'train/7': 40, 'valid/3': 3, 'valid/7': 3})
+    r = cmd(TRAIN, '--model', 'cnn', '--bs', 20, '--epochs', 1, '--data', root, '--json')
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    assert __import__('json').loads(r.stdout.splitlines()[-1])['n_train'] == 80

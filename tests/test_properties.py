@@ -165,3 +165,13 @@ def test_any_digit_pair_reports_the_printed_labels_probability(pair, bias):
     probs = {3: r['prob_3'], 7: 1 - r['prob_3']} if digits == ('3', '7') else r['probs']
     assert probs == {int(digits[0]): pytest.approx(p_first, abs=1e-6), int(digits[1]): pytest.approx(1 - p_first, abs=1e-6)}
     assert probs[r['label']] == r['prob']
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(total=st.integers(1, 300), lr=st.floats(1e-4, 1.), pct=st.sampled_from([0.25, 0.1, 0.3, 0.5]))
+def test_one_cycle_schedules_any_step_count(total, lr, pct):
+    "Issue 22, case 3: the CNNs' schedule gives every step a learning rate in (0, lr], reaching near the peak, at any step count"
+    opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched, lrs = data.one_cycle(opt, lr, total, pct), []
+    for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
+    assert len(lrs) == total and all(0 <= x <= lr*(1 + 1e-9) for x in lrs) and max(lrs) >= 0.9*lr and lrs[0] > 0
