@@ -402,3 +402,15 @@ def test_mnist_train_cnn_on_80_images(tmp_path, make_digits):
     r = cmd(TRAIN, '--model', 'cnn', '--bs', 20, '--epochs', 1, '--data', root, '--json')
     assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
     assert __import__('json').loads(r.stdout.splitlines()[-1])['n_train'] == 80
+
+def test_two_digit_accuracy_is_the_exact_fraction(tmp_path, make_digits):
+    "Case 16: a two-digit run's accuracy is right/n in float64 (18/20 = 0.9, not float32's 0.8999999762), in `train` and `--json`"
+    from conftest import synthetic_mnist
+    d = synthetic_mnist(n_train=40, n_valid=20)
+    d.valid_y[:2] = 1 - d.valid_y[:2]  # two labels wrong: a trained model gets at most 18 of 20 right
+    res = train('linear', epochs=3, data=d, log=None, device='cpu', seed=0)
+    right = 20 - res['n_wrong']
+    assert res['valid_accuracy'] == right/20 and right == 18
+    root = make_digits(tmp_path/'d', {'train/3': 6, 'train/7': 6, 'valid/3': 3, 'valid/7': 4})
+    out = __import__('json').loads(cmd(TRAIN, '--model', 'linear', '--epochs', 2, '--data', root, '--json').stdout.splitlines()[-1])
+    assert out['valid_accuracy'] == (7 - out['n_wrong'])/7
