@@ -13,7 +13,7 @@ from fastcore.foundation import Config
 # %% auto #0
 __all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'MNIST_URL', 'SPLITS', 'DIGITS', 'FULL_SPLITS', 'ALL_DIGITS', 'SOURCE_NAME',
            'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION', 'fastai_data_dir', 'download', 'fetch_fastai', 'parse_digits',
-           'layout_of', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
+           'layout_of', 'shown', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
            'read_digit', 'stack_digits', 'cache_name', 'listing_key', 'load_stacks', 'xy', 'xy_digits', 'MnistData',
            'load_mnist', 'Batches', 'dataloaders', 'one_cycle']
 
@@ -59,11 +59,23 @@ def parse_digits(digits=None) -> tuple: # None (3 and 7), 'all', '0,1,2', or a l
     if len(names) < 2: raise ValueError(f"digits: need at least two digits to tell apart, got {','.join(names) or 'none'}")
     return tuple(sorted(names))
 
-def layout_of(path:Path) -> tuple: # a data folder
-    "`SPLITS` (train/valid, like MNIST_SAMPLE) or `FULL_SPLITS` (training/testing, like full MNIST), from the folders in `path`; else None"
-    path = Path(path)
-    if any((path/s).is_dir() for s in SPLITS): return SPLITS
-    if any((path/s).is_dir() for s in FULL_SPLITS): return FULL_SPLITS
+def layout_of(path:Path, # a data folder
+              digits=DIGITS # the digits asked for (see `parse_digits`)
+             ) -> tuple:
+    "The split folders of `path` to read `digits` from: `SPLITS` (train/valid, like MNIST_SAMPLE) or `FULL_SPLITS` (training/testing, like full MNIST), whichever has a folder for every split and digit; else the one closest to it; None if neither has a split folder"
+    path, digits = Path(path), parse_digits(digits)
+    layouts = (SPLITS, FULL_SPLITS) if set(digits) <= set(DIGITS) else (FULL_SPLITS, SPLITS) # MNIST_SAMPLE's first for 3s and 7s
+    def found(l): return sum((path/s/d).is_dir() for s in l for d in digits)
+    for l in layouts:
+        if found(l) == len(l)*len(digits): return l
+    present = [l for l in layouts if any((path/s).is_dir() for s in l)]
+    return max(present, key=found) if present else None # a tie: the first
+
+def shown(fn) -> str: # a file name (str or Path)
+    "`fn` as every message prints it: as it is, or quoted with escapes (Python's repr) if it holds a line break or other control character, so that it stays on one line"
+    s = str(fn)
+    breaks = any((ord(c) < 128 and not c.isprintable()) or c in '\x85\u2028\u2029' for c in s) # ASCII controls (\n, \r, \t, ESC ...) and Unicode's line breaks
+    return repr(s) if breaks else s # other characters as they are, even undecodable bytes (shown as the system's name)
 
 def what_is(path:Path) -> str: # anything on disk
     "What `path` is, in words: 'a file', 'a folder', 'a FIFO (named pipe)', ..., or 'missing'"
@@ -81,7 +93,7 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
     if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {path}")
     if not path.is_dir(): raise NotADirectoryError(f"{path} is not a folder: expected a folder with train/ and valid/ "
                                                    "(or training/ and testing/), or a .tgz archive of one")
-    layout = layout_of(path)
+    layout = layout_of(path, digits)
     if layout is None and digits == DIGITS:
         raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
                                 "valid/7, one PNG per digit), or like full MNIST (training/<digit> and testing/<digit>)")
@@ -263,9 +275,13 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
 JUNK_FILES = {'thumbs.db', 'desktop.ini'} # OS-made files skipped, with hidden (dot) files
 
 def _image_names(folder:Path) -> list: # one digit's folder
-    "Sorted names of the image files in `folder` (strings: fast for 60,000 files), skipping hidden and OS-made files; an error if there are none"
-    names = sorted(n for n in os.listdir(folder) if not n.startswith('.') and n.lower() not in JUNK_FILES)
-    if not names: raise ValueError(f"{folder} holds no images: expected 28×28 grayscale PNGs of one digit")
+    "Sorted names of the image files in `folder` (strings: fast for 60,000 files), skipping hidden and OS-made files; an error for anything but a regular file (a FIFO would hang the read), or for none"
+    with os.scandir(folder) as it: entries = [e for e in it if not e.name.startswith('.') and e.name.lower() not in JUNK_FILES]
+    for e in entries:
+        if not e.is_file(): # the type comes with the listing: no extra system call, except for a symlink (followed)
+            raise ValueError(f"{shown(Path(folder)/e.name)} is {what_is(e.path)}, not an image file: a digit folder must hold only 28×28 grayscale PNGs")
+    names = sorted(e.name for e in entries)
+    if not names: raise ValueError(f"{shown(folder)} holds no images: expected 28×28 grayscale PNGs of one digit")
     return names
 
 def image_files(folder:Path) -> list: # one digit's folder, e.g. path/'train'/'3'
@@ -305,7 +321,7 @@ def listing_key(path:Path, # data folder
                ) -> str:
     "A hash of the file names in the digit folders and of each folder's modification time"
     h = hashlib.sha256(f'v{CACHE_VERSION}'.encode())
-    for s in layout_of(path) or SPLITS:
+    for s in layout_of(path, digits) or SPLITS:
         for d in parse_digits(digits):
             folder = path/s/d
             h.update(f'{s}/{d}\0{folder.stat().st_mtime_ns}\0'.encode())
@@ -354,7 +370,7 @@ def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE or full MNIST
     digits = parse_digits(digits)
     path = check_layout(path, digits)
     key = listing_key(path, digits)
-    names = {f'{s}/{d}': _image_names(path/s/d) for s in layout_of(path) for d in digits} # file names only: cheap when the cache is current
+    names = {f'{s}/{d}': _image_names(path/s/d) for s in layout_of(path, digits) for d in digits} # file names only: cheap when the cache is current
     fn = path/cache_name(digits)
     stacks = _read_cache(fn, key, {k: len(v) for k, v in names.items()}) if cache else None
     if stacks is None:
@@ -380,10 +396,11 @@ def xy_digits(stacks:list) -> tuple: # N×28×28 uint8 stacks, one per class
 
 class MnistData:
     "Training and validation tensors: 3s and 7s as the lessons use them (N×1 targets, 3 → 1), or class indices for three digits or more"
-    digits = DIGITS # the digits, in class order (set by `__init__`; the lessons' 3 and 7 otherwise)
+    digits, held_out = DIGITS, 'valid' # the digits, in class order, and the held-out split's folder (set by `__init__`)
     def __init__(self, path, stacks, digits=DIGITS): # data folder, stacks from `load_stacks`, their digits
         self.path, self.digits = path, parse_digits(digits)
         train, valid = dict.fromkeys(k.split('/')[0] for k in stacks) # 'train', 'valid' or 'training', 'testing' (the held-out split)
+        self.held_out = valid
         for split, name in ((train, 'train'), (valid, 'valid')):
             ss = [stacks[f'{split}/{d}'] for d in self.digits]
             x, y = xy(*ss) if len(ss) == 2 else xy_digits(ss) # two digits: the first is 1, as 3 is in the lessons

@@ -226,7 +226,7 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
     fit_seconds = time.monotonic() - t1 # training alone, without loading the data
     right = count_right(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
     acc = right/len(ds.valid_x) # an exact fraction in Python's float64 (a float32 mean would be off in the 8th digit)
-    held_out = (layout_of(ds.path) or ('train', 'valid'))[1] # the folder of the held-out images
+    held_out = ds.held_out # the folder of the held-out images
     res = dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed,
                 std=std, dataset=str(ds.path), n_train=len(ds.train_x),
                 n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=len(ds.valid_x) - right,
@@ -300,7 +300,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                                 digits=list(ds.digits), arch=res.get('arch', {}))
             except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
         summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
-        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', (layout_of(ds.path) or ('train', 'valid'))[1])
+        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', ds.held_out)
         summary['peak_rss_mb'] = peak_rss_mb()
         if save: summary['saved'] = str(save)
         if json: print(jsonlib.dumps(summary), flush=True)

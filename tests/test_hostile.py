@@ -414,3 +414,42 @@ def test_two_digit_accuracy_is_the_exact_fraction(tmp_path, make_digits):
     root = make_digits(tmp_path/'d', {'train/3': 6, 'train/7': 6, 'valid/3': 3, 'valid/7': 4})
     out = __import__('json').loads(cmd(TRAIN, '--model', 'linear', '--epochs', 2, '--data', root, '--json').stdout.splitlines()[-1])
     assert out['valid_accuracy'] == (7 - out['n_wrong'])/7
+
+def test_fifo_in_a_digit_folder_is_refused_not_read(tmp_path, digits):
+    "Case 4: a FIFO named like a picture in a digit folder is refused by name (reading it would wait forever), from Python and the terminal"
+    os.mkfifo(digits/'train'/'3'/'zz.png')
+    with pytest.raises(ValueError, match=r"zz\.png is a FIFO \(named pipe\), not an image file"): load_mnist(digits, cache=False)
+    r = cmd(TRAIN, '--data', digits, '--epochs', 1)
+    assert r.returncode == 2 and 'not an image file' in r.stderr and r.stdout == ''
+    one_line(r.stderr, 'mnist_train: error: ')
+    (digits/'train'/'3'/'zz.png').unlink(); (digits/'valid'/'7'/'sub').mkdir()
+    with pytest.raises(ValueError, match=r"sub is a folder, not an image file"): load_mnist(digits, cache=False)
+
+def full_mnist_like(root, digits='0123456789', n=2):
+    "A tiny folder laid out like full MNIST (training/<digit>, testing/<digit>, `n` PNGs each)"
+    for s in data.FULL_SPLITS:
+        for d in digits:
+            for i in range(n): write_png(root/s/d/f'{i}.png', seed=100*int(d) + i)
+    return root
+
+@pytest.mark.parametrize('stray', ['valid', 'train', 'train/3', 'valid/7'])
+def test_stray_mnist_sample_folder_in_full_mnist(tmp_path, stray):
+    "Case 7: a stray (empty) train/ or valid/ in a full MNIST folder: the layout is chosen by the digits asked for"
+    root = full_mnist_like(tmp_path/'mnist_png')
+    (root/stray).mkdir(parents=True)
+    d = load_mnist(root, digits='all', cache=False)
+    assert (len(d.train_x), len(d.valid_x), d.held_out) == (20, 20, 'testing')
+    d = load_mnist(root, cache=False)  # 3 and 7
+    assert (len(d.train_x), len(d.valid_x), d.held_out) == (4, 4, 'testing')
+    assert data.layout_of(root, 'all') == data.FULL_SPLITS == data.layout_of(root)
+
+def test_archive_holding_both_layouts(tmp_path, make_digits):
+    "Case 7: a .tgz holding MNIST_SAMPLE's folders and full MNIST's: 3 and 7 from train/valid, all digits from training/testing"
+    root = full_mnist_like(tmp_path/'src'/'both')
+    make_digits(root)
+    fn = tmp_path/'arc'/'both.tgz'; fn.parent.mkdir()
+    with tarfile.open(fn, 'w:gz') as tf: tf.add(root, arcname='both')
+    d = load_mnist(fn, digits='all', cache=False)
+    assert (len(d.train_x), d.held_out) == (20, 'testing')
+    d = load_mnist(fn, cache=False)
+    assert (len(d.train_x), len(d.valid_x), d.held_out) == (7, 3, 'valid')  # MNIST_SAMPLE's layout, as before, for 3 and 7

@@ -308,9 +308,13 @@ def test_train_three_digits(monkeypatch):
 
 def test_train_names_the_held_out_folder_of_full_mnist(monkeypatch, tmp_path):
     "Data laid out like full MNIST (training/, testing/): the held-out images are `testing`"
-    (tmp_path/'testing').mkdir()
+    from conftest import write_png
+    for s in ('training', 'testing'):
+        for d in '012': write_png(tmp_path/s/d/'0.png', seed=int(d))
     monkeypatch.setitem(tr.FITTERS_K, 'linear', lambda params, ds, **kw: [dict(train_loss=1.)])
-    assert train('linear', data=synthetic_digits(path=tmp_path), log=None)['held_out'] == 'testing'
+    assert train('linear', data=tmp_path, digits='0,1,2', log=None)['held_out'] == 'testing'
+    (tmp_path/'valid').mkdir()  # a stray empty folder of MNIST_SAMPLE's layout changes nothing (issue 22)
+    assert train('linear', data=tmp_path, digits='0,1,2', log=None)['held_out'] == 'testing'
 
 def test_train_digits_must_match_the_data(monkeypatch):
     "Digits asked for with an `MnistData` must be its own (in any order); a folder is loaded with the digits asked for"
