@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, store_true
-from .data import load_mnist, MnistData, what_is, _umask, parse_digits, layout_of, DIGITS
+from .data import load_mnist, MnistData, what_is, _umask, parse_digits, layout_of, shown, DIGITS, DATA_ENV
 from .linear import exact_accuracy
 from .net import MODELS
 from .fast import fast_fit
@@ -18,8 +18,9 @@ from .digits import MODELS_K, FITTERS_K, exact_accuracy_k, N_HIDDEN, CNN_CHANNEL
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'DEFAULTS_K', 'check_settings', 'save_target',
-           'check_writable', 'save_model', 'model_digits', 'load_model', 'arch_of', 'settings', 'default_device',
-           'count_right', 'train', 'one_line_warnings', 'peak_rss_mb', 'Terminated', 'clean_exit', 'mnist_train']
+           'check_writable', 'check_apart_from_data', 'save_model', 'model_digits', 'load_model', 'arch_of', 'settings',
+           'default_device', 'count_right', 'train', 'one_line_warnings', 'peak_rss_mb', 'Terminated', 'clean_exit',
+           'mnist_train']
 
 # %% ../nbs/93_train.ipynb #192baca5
 MAX_SEED = 2**64 - 1 # the largest seed `torch.manual_seed` takes
@@ -47,17 +48,38 @@ def save_target(fn) -> Path: # the file name given to `--save` or `save_model`
 
 def _temp_beside(fn:Path) -> tuple: # the file to be replaced
     "`(fd, name)` of a new private temporary file beside `fn`, with a short name however long `fn`'s is"
-    return tempfile.mkstemp(prefix=fn.name[:64] + '.', suffix='.tmp', dir=fn.parent)
+    return tempfile.mkstemp(prefix=os.fsdecode(os.fsencode(fn.name)[:64]) + '.', suffix='.tmp', dir=fn.parent) # 64 bytes of the name, whatever its characters
+
+def _name_max(folder:Path) -> int|None:
+    "The longest file name (in bytes) the file system of `folder` takes, where the system says"
+    try: return os.pathconf(folder, 'PC_NAME_MAX')
+    except (OSError, ValueError, AttributeError): return None
 
 def check_writable(fn):
-    "Raise a ValueError unless a save to `fn` would work: tried now with the temporary file (and new file) the save will make"
+    "Raise a ValueError unless a save to `fn` would work: its name's length checked, and the save's own uniquely named temporary file made and removed; `fn` itself is never touched"
     real = save_target(fn)
+    limit = _name_max(real.parent)
     try:
+        if limit and len(os.fsencode(real.name)) > limit: raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
         fd, tmp = _temp_beside(real); os.close(fd); os.unlink(tmp)
-        if not real.exists(): os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL)); os.unlink(real)
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {fn}: the file name is too long for this file system") from None
         raise ValueError(f"cannot save to {fn}: the folder {real.parent} is not writable ({e.strerror})") from None
+
+def check_apart_from_data(fn, # the file to save to
+                          data, # the data as given: a folder, .tgz or URL (None: $MNIST_BASICS_DATA or the default)
+                          folder:Path # the data folder in use (`MnistData.path`; a .tgz's unpacked folder)
+                         ):
+    "Raise a ValueError if a save to `fn` would replace the data's archive or write inside its folder (the next load would find a model file among the data)"
+    real = save_target(fn)
+    src = str(data or os.environ.get(DATA_ENV) or '')
+    if src.endswith(('.tgz', '.tar.gz')) and not src.startswith(('http://', 'https://')):
+        arc = Path(src).expanduser()
+        if Path(os.path.realpath(arc)) == real or (real.exists() and arc.exists() and os.path.samefile(arc, real)):
+            raise ValueError(f"cannot save to {shown(fn)}: it is the data archive being trained on; give another file name")
+    top = Path(os.path.realpath(folder))
+    if real.is_relative_to(top):
+        raise ValueError(f"cannot save to {shown(fn)}: it is inside the data folder {shown(folder)}, which must hold only the data; save the model outside it")
 
 # %% ../nbs/93_train.ipynb #ed025fed
 def save_model(fn, # file to write (replaced atomically; a symlink's target is replaced)
@@ -292,6 +314,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
             epochs, lr, bs = settings(model, epochs, lr, bs, len(digits))
             check_settings(model, epochs, lr, bs, save, std, seed)
             ds = load_mnist(data, digits=digits) # bad data stops here, with the path and what was expected
+            if save: check_apart_from_data(save, data, ds.path) # a model saved over or into the data would break the next run
         except (ValueError, OSError) as e: fail(e, 2)
         try: res = train(model, epochs, lr, bs, seed, std, ds, log=lambda s: print(s, flush=True))
         except FloatingPointError as e: fail(e, 1)

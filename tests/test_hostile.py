@@ -453,3 +453,61 @@ def test_archive_holding_both_layouts(tmp_path, make_digits):
     assert (len(d.train_x), d.held_out) == (20, 'testing')
     d = load_mnist(fn, cache=False)
     assert (len(d.train_x), len(d.valid_x), d.held_out) == (7, 3, 'valid')  # MNIST_SAMPLE's layout, as before, for 3 and 7
+
+def run_train(capsys, **kw):
+    "`mnist_train(**kw)` in this process: (exit code or None, stdout, stderr)"
+    code = None
+    try: mnist_train(**{k: str(v) if isinstance(v, Path) else v for k, v in kw.items()})
+    except SystemExit as e: code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+def test_save_over_the_data_archive_is_refused(capsys, tmp_path, digits, make_tgz):
+    "Case 8: `--data x.tgz --save x.tgz` is refused before training, and the archive is left as it was"
+    fn = make_tgz(digits, tmp_path/'arc'/'x.tgz'); before = fn.read_bytes()
+    (tmp_path/'l').mkdir(); os.symlink(fn, tmp_path/'l'/'link.tgz')  # the same file by another name
+    for given in (fn, tmp_path/'l'/'link.tgz'):
+        code, out, err = run_train(capsys, model='linear', data=given, save=fn, epochs=1)
+        assert code == 2 and 'it is the data archive' in err and out == '', err
+        one_line(err, 'mnist_train: error: cannot save to ')
+    assert fn.read_bytes() == before
+
+def test_save_into_the_data_folder_is_refused(capsys, tmp_path, digits):
+    "Case 8: `--save` inside the data folder (a digit folder would break the next load) is refused before training"
+    for where in ('train/3/model.pt', 'valid/7/m.png', 'model.pt'):
+        code, out, err = run_train(capsys, model='linear', data=digits, save=digits/where, epochs=1)
+        assert code == 2 and 'inside the data folder' in err and out == '' and not (digits/where).exists(), err
+    load_mnist(digits, cache=False)  # still loads
+    code, out, err = run_train(capsys, model='linear', data=digits, save=tmp_path/'model.pt', epochs=1)  # beside it is fine
+    assert code is None and (tmp_path/'model.pt').is_file(), err
+
+def test_save_check_never_touches_the_target_name(tmp_path, monkeypatch):
+    "Case 9: `check_writable` tries only its own uniquely named temporary file: a model another process is saving is never made or removed"
+    import mnist_basics.train as tr
+    touched, real_open, real_unlink = [], os.open, os.unlink
+    monkeypatch.setattr(os, 'open', lambda p, *a, **k: touched.append(os.fspath(p)) or real_open(p, *a, **k))
+    monkeypatch.setattr(os, 'unlink', lambda p, *a, **k: touched.append(os.fspath(p)) or real_unlink(p, *a, **k))
+    for name in ('new.pt', 'n'*200 + '.pt'):
+        check_writable(tmp_path/name)
+        assert touched and str(tmp_path/name) not in touched and not (tmp_path/name).exists()
+    (tmp_path/'old.pt').write_bytes(b'theirs'); check_writable(tmp_path/'old.pt')
+    assert str(tmp_path/'old.pt') not in touched and (tmp_path/'old.pt').read_bytes() == b'theirs'
+    with pytest.raises(ValueError, match='the file name is too long'): check_writable(tmp_path/('m'*300 + '.pt'))
+    with pytest.raises(ValueError, match='the file name is too long'): check_writable(tmp_path/('é'*128 + '.pt'))  # 256 bytes, 130 characters
+    check_writable(tmp_path/('é'*100 + '.pt'))  # 203 bytes: fine, and its temporary file's name is short
+
+def test_checks_and_saves_at_once_never_clash(tmp_path):
+    "Case 9: while one thread saves a model over and over, another thread's checks of the same name never fail and never remove it"
+    import threading
+    fn, errors, stop = tmp_path/'m.pt', [], threading.Event()
+    def checker():
+        while not stop.is_set():
+            try: check_writable(fn)
+            except ValueError as e: errors.append(e)
+    t = threading.Thread(target=checker); t.start()
+    try:
+        for i in range(20):
+            save_model(fn, 'linear', linear_params(0.1), n=i)
+            assert fn.is_file()
+    finally: stop.set(); t.join()
+    assert errors == []
