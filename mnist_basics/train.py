@@ -4,7 +4,7 @@
 
 # %% ../nbs/93_train.ipynb #76b13d07
 from __future__ import annotations
-import errno, json as jsonlib, math, os, pickle, signal, stat, sys, tempfile, time, warnings
+import errno, json as jsonlib, math, os, pickle, signal, stat, sys, tempfile, time, warnings, zipfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -101,7 +101,7 @@ def save_model(fn, # file to write (replaced atomically; a symlink's target is r
     return Path(fn)
 
 # %% ../nbs/93_train.ipynb #1352f5e7
-MAX_MODEL_BYTES = 100_000_000 # largest model file `load_model` reads (the lesson's are 0.1 MB)
+MAX_MODEL_BYTES = 100_000_000 # largest model file `load_model` reads, and most it may unpack to (the lesson's are 0.1 MB)
 MAX_PARAMS = 10_000_000 # most numbers a model file's architecture may ask for (40 MB as float32)
 
 def _unreadable_reason(e:Exception) -> str:
@@ -126,6 +126,21 @@ def _not_torch_file(fn:Path) -> str|None: # a regular file
         try: head.decode('utf-8'); kind = 'text'
         except UnicodeDecodeError: kind = 'binary data of an unknown kind'
     return f'it is {kind}, not a file written by torch.save'
+
+def _unpacked_bytes(fn:Path) -> int|None: # a file that starts like a zip archive
+    "What `fn` unpacks to: the sum of its members' sizes, as its zip directory declares them (nothing is decompressed); None if that cannot be read"
+    try:
+        with zipfile.ZipFile(fn) as z: return sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError): return None # damaged: torch.load says how
+
+def _check_tensors(fn, params:dict): # the model file (for messages), its tensors
+    "A ValueError unless every tensor holds its own data: not PyTorch's data-less 'meta' tensors, not a sparse layout, not a view of a larger storage"
+    for k, v in params.items():
+        if not isinstance(v, torch.Tensor): raise ValueError(f"{shown(fn)}: {k!r} is {type(v).__name__}, not a tensor")
+        if v.is_meta: raise ValueError(f"{shown(fn)}: its tensor {k!r} holds no numbers (a tensor of PyTorch's 'meta' device, shapes only); save the trained tensors")
+        if v.layout != torch.strided: raise ValueError(f"{shown(fn)}: its tensor {k!r} is stored as {v.layout}; expected a plain (dense) tensor")
+        if (held := v.untyped_storage().nbytes()) > (need := v.numel()*v.element_size()):
+            raise ValueError(f"{shown(fn)}: its tensor {k!r} needs {need:,} bytes but comes with {held:,}: a view of a larger storage, not what save_model writes")
 
 def _expected_shapes(fn, name:str, make_params, arch) -> dict: # file (for messages), model name, its parameter maker, saved settings
     "The tensor shapes of model `name` built with `arch`, worked out on PyTorch's 'meta' device (no memory), within `MAX_PARAMS`"
@@ -156,6 +171,8 @@ def load_model(fn, # a file written by `save_model`
     if (size := fn.stat().st_size) > MAX_MODEL_BYTES:
         raise ValueError(f"{fn} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     if why := _not_torch_file(fn): raise ValueError(f"{fn} is not a mnist_basics model file (unreadable: {why})")
+    if (unpacked := _unpacked_bytes(fn) or 0) > MAX_MODEL_BYTES: # a compressed file can unpack to far more than its size
+        raise ValueError(f"{shown(fn)} unpacks to {unpacked:,} bytes, too large for a model file ({size:,} bytes compressed); the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     try: state = torch.load(fn, weights_only=True, map_location=device or 'cpu')
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and 'GLOBAL' in str(e): # a class or function: code, not data
@@ -180,6 +197,7 @@ def load_model(fn, # a file written by `save_model`
     expected = _expected_shapes(fn, name, make_params, arch)
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
     if got != expected: raise ValueError(f"{fn}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
+    _check_tensors(fn, params)
     return name, model, params, meta
 
 # %% ../nbs/93_train.ipynb #084625bf

@@ -511,3 +511,39 @@ def test_checks_and_saves_at_once_never_clash(tmp_path):
             assert fn.is_file()
     finally: stop.set(); t.join()
     assert errors == []
+
+def deflated(fn):
+    "Rewrite the torch.save file `fn` with every member deflate-compressed (torch reads it as before)"
+    import zipfile
+    with zipfile.ZipFile(fn) as z: members = [(i, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(fn, 'w', zipfile.ZIP_DEFLATED) as z:
+        for i, b in members: z.writestr(i.filename, b)
+    return fn
+
+def test_model_file_bounded_by_what_it_unpacks_to(tmp_path, monkeypatch):
+    "Case 5: a small compressed model file that unpacks past MAX_MODEL_BYTES is refused before loading; a view of a larger storage after"
+    import mnist_basics.train as tr
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', 2_000_000)
+    big = torch.zeros(1_000_000)  # 4 MB of zeros: a few kB deflated
+    fn = tmp_path/'bomb.pt'
+    torch.save(dict(format='mnist_basics', model='linear', params=dict(weights=big[:784].view(784, 1), bias=torch.zeros(1)), meta={}), fn)
+    deflated(fn)
+    assert fn.stat().st_size < 100_000
+    loads, real_load = [], torch.load
+    monkeypatch.setattr(torch, 'load', lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    with pytest.raises(ValueError, match=r'bomb\.pt unpacks to 4,00\d,\d{3} bytes, too large for a model file'): load_model(fn)
+    assert loads == []  # refused from the zip's directory, before anything is unpacked
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', 100_000_000)
+    with pytest.raises(ValueError, match=r"'weights' needs 3,136 bytes but comes with 4,000,000"): load_model(fn)
+    ok = deflated(save_model(tmp_path/'ok.pt', 'linear', linear_params(0.1)))
+    assert load_model(ok)[0] == 'linear'  # a compressed file of the right size is fine
+
+def test_model_file_of_meta_tensors_is_refused(tmp_path):
+    "Case 6: tensors of the right shapes on PyTorch's data-less 'meta' device: one line, no traceback"
+    p = {k: torch.empty(v.shape, device='meta') for k, v in net_params(0.1).items()}
+    torch.save(dict(format='mnist_basics', model='net', params=p, meta={}), tmp_path/'meta.pt')
+    with pytest.raises(ValueError, match=r"meta\.pt: its tensor 'w1' holds no numbers \(a tensor of PyTorch's 'meta' device"): load_model(tmp_path/'meta.pt')
+    draw_digit(3).save(tmp_path/'three.png')
+    r = cmd(PREDICT, '--model', tmp_path/'meta.pt', tmp_path/'three.png')
+    assert r.returncode == 2 and r.stdout == ''
+    one_line(r.stderr, f"mnist_predict: error: {tmp_path/'meta.pt'}: its tensor 'w1' holds no numbers")
