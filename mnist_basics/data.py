@@ -145,12 +145,13 @@ def _running(pid:int) -> bool: # a process id
     return True
 
 def _partial_dir(parent:Path, name:str) -> Path: # where, and the name of the folder being built
-    "A new hidden folder `.{name}.partial-{pid}-…` in `parent` to build in, after clearing those left by runs that were killed"
+    "A new hidden folder `.{name}.partial-{pid}-…` in `parent` to build in (at most 64 bytes of `name`: any name fits), after clearing those left by runs that were killed"
+    short = os.fsdecode(os.fsencode(name)[:64])
     for old in parent.glob('.*.partial-*'):
         pid = old.name.rpartition('.partial-')[2].split('-')[0]
-        if old.name.startswith(f'.{name}.partial-') and pid.isdigit() and not _running(int(pid)): shutil.rmtree(old, ignore_errors=True)
-    try: return Path(tempfile.mkdtemp(prefix=f'.{name}.partial-{os.getpid()}-', dir=parent))
-    except OSError as e: raise PermissionError(f"cannot write {parent/name}: the folder {parent} is not writable ({e.strerror})") from None
+        if old.name.startswith(f'.{short}.partial-') and pid.isdigit() and not _running(int(pid)): shutil.rmtree(old, ignore_errors=True)
+    try: return Path(tempfile.mkdtemp(prefix=f'.{short}.partial-{os.getpid()}-', dir=parent))
+    except OSError as e: raise PermissionError(f"cannot write {shown(parent/name)}: the folder {shown(parent)} is not writable ({e.strerror})") from None
 
 # %% ../nbs/90_data.ipynb #ab0dc79c
 SOURCE_NAME = '.mnist_basics_source' # in an unpacked folder: the SHA-256 of the archive it came from
@@ -187,6 +188,11 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
             first = next((m for m in iter(tf.next, None) if Path(m.name).parts), None)
             if first is not None: _check_member(fn, first) # before its name is used for the target folder
             target = dest/_target_name(fn, first)
+            if len(os.fsencode(target.name)) > 255:
+                raise ValueError(f"{shown(fn)}: cannot unpack it: its top-level folder's name is {len(os.fsencode(target.name))} bytes long, more than file systems allow (255)")
+            if target.exists() and not target.is_dir():
+                raise ValueError(f"{shown(fn)}: cannot unpack it: its top-level folder {shown(target.name)} would replace {shown(target)}, which is "
+                                 f"{'this archive itself' if target.resolve() == fn.resolve() else what_is(target)}; rename the archive or that file")
             if target.is_dir():
                 if _unpacked_from(target) == digest: return target # unpacked from this very archive: reuse it
                 if _unpacked_from(target) is None:

@@ -547,3 +547,23 @@ def test_model_file_of_meta_tensors_is_refused(tmp_path):
     r = cmd(PREDICT, '--model', tmp_path/'meta.pt', tmp_path/'three.png')
     assert r.returncode == 2 and r.stdout == ''
     one_line(r.stderr, f"mnist_predict: error: {tmp_path/'meta.pt'}: its tensor 'w1' holds no numbers")
+
+def test_archive_with_a_long_top_folder_name(tmp_path, make_digits):
+    "Case 14: a .tgz whose top folder has a 250-character name unpacks (the temporary folder's name is shortened); one of 300 bytes is named as such"
+    src = make_digits(tmp_path/'src'/('d'*250))
+    fn = tmp_path/'arc'/'long.tgz'; fn.parent.mkdir()
+    with tarfile.open(fn, 'w:gz') as tf: tf.add(src, arcname=src.name)
+    assert len(load_mnist(fn, cache=False).train_x) == 7 and (fn.parent/('d'*250)).is_dir()
+    fn2 = tmp_path/'arc'/'longer.tgz'
+    with tarfile.open(fn2, 'w:gz', format=tarfile.PAX_FORMAT) as tf: tf.add(src/'train'/'3'/'000.png', arcname='e'*300 + '/train/3/000.png')
+    with pytest.raises(ValueError, match=r"longer\.tgz: cannot unpack it: its top-level folder's name is 300 bytes long"): load_mnist(fn2)
+
+def test_archive_whose_top_folder_has_its_own_name(tmp_path, make_digits):
+    "Case 14: a .tgz `x.tgz` whose top folder is `x.tgz/` is refused by name, not with a raw 'Not a directory'"
+    src = make_digits(tmp_path/'src'/'x.tgz')
+    fn = tmp_path/'arc'/'x.tgz'; fn.parent.mkdir()
+    with tarfile.open(tmp_path/'tmp.tgz', 'w:gz') as tf: tf.add(src, arcname='x.tgz')
+    os.replace(tmp_path/'tmp.tgz', fn); before = fn.read_bytes()
+    with pytest.raises(ValueError, match=r"x\.tgz: cannot unpack it: its top-level folder x\.tgz would replace .*x\.tgz, which is this archive itself"):
+        load_mnist(fn)
+    assert fn.read_bytes() == before and [p.name for p in fn.parent.iterdir()] == ['x.tgz']  # nothing left behind
