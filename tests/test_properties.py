@@ -175,3 +175,14 @@ def test_one_cycle_schedules_any_step_count(total, lr, pct):
     sched, lrs = data.one_cycle(opt, lr, total, pct), []
     for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
     assert len(lrs) == total and all(0 <= x <= lr*(1 + 1e-9) for x in lrs) and max(lrs) >= 0.9*lr and lrs[0] > 0
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(name=st.text(st.characters(blacklist_characters='/\x00', blacklist_categories=['Cs']), min_size=1, max_size=40))
+def test_any_file_name_prints_on_one_line(name):
+    "Issue 22, case 13: `shown` keeps any file name on one line (however Python splits lines), unchanged unless it has a control character"
+    s = data.shown(Path('/tmp')/name)
+    assert len(s.splitlines()) == 1 and '\n' not in s
+    import unicodedata
+    if not any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in name): assert s == f'/tmp/{name}'  # no control character, no line break
+    else: assert eval(s) == f'/tmp/{name}'  # quoted as Python would: the exact name can be read back
