@@ -14,9 +14,9 @@ from .train import load_model as load_model_file, one_line_warnings, clean_exit,
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
-           'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray', 'paper_level',
-           'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'ink_measures',
-           'digit_doubt', 'digit_probs', 'predict', 'mnist_predict']
+           'MIN_BACKGROUND', 'MAX_GREY', 'MAX_STROKE_ASPECT', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray',
+           'paper_level', 'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit',
+           'ink_measures', 'digit_doubt', 'digit_probs', 'predict', 'mnist_predict']
 
 # %% ../nbs/94_prepare.ipynb #a1bc49c7
 def draw_digit(digit:int, # 3 or 7
@@ -203,22 +203,23 @@ def prepare_digit(img # a PNG or JPEG file (any size, colour, polarity), or a PI
 # %% ../nbs/94_prepare.ipynb #17ff9f5b
 MIN_BACKGROUND = 0.18  # in a prepared digit, at least this fraction of the ink's bounding box is background (MNIST_SAMPLE: about 0.18 or more, a margin of about 0.001; measured in nbs/94_prepare.ipynb)
 MAX_GREY = 0.6  # and at most this fraction of its inked pixels is mid-grey, 0.1…0.5 (MNIST_SAMPLE: about 0.56 or less; measured in nbs/94_prepare.ipynb)
+MAX_STROKE_ASPECT = 0.4  # an ink box at most this wide for its height holds one upright stroke, a 1: that it is filled says nothing (measured on all ten digits in nbs/94_prepare.ipynb)
 
 def ink_measures(x) -> tuple|None: # a prepared digit: 784 values in [0, 1], from `prepare_digit`
-    "`(background, grey)`: the fraction of the ink's bounding box (pixels above 0.5) below 0.1, and of the inked pixels (above 0.1) below 0.5; None if no pixel is above 0.5"
+    "`(background, grey, aspect)`: the fraction of the ink's bounding box (pixels above 0.5) below 0.1, of the inked pixels (above 0.1) below 0.5, and the box's width over its height; None if no pixel is above 0.5"
     a = np.asarray(x, dtype=np.float32).reshape(28, 28)
     rows, cols = np.nonzero((a > 0.5).any(1))[0], np.nonzero((a > 0.5).any(0))[0]
     if not len(rows): return None
     box = a[rows[0]:rows[-1]+1, cols[0]:cols[-1]+1]
     inked = a > 0.1
-    return float((box < 0.1).mean()), float((inked & (a < 0.5)).sum()/inked.sum())
+    return float((box < 0.1).mean()), float((inked & (a < 0.5)).sum()/inked.sum()), box.shape[1]/box.shape[0]
 
 def digit_doubt(x) -> str|None: # a prepared digit: 784 values in [0, 1], from `prepare_digit`
     "Why `x` does not look like pen strokes (a reason, in words), or None if it may be a handwritten digit"
     m = ink_measures(x)
     if m is None: return 'it has almost no ink'
-    background, grey = m
-    if background < MIN_BACKGROUND: return 'its ink fills its box, like a blob, a bar or noise, not pen strokes'
+    background, grey, aspect = m
+    if background < MIN_BACKGROUND and aspect > MAX_STROKE_ASPECT: return 'its ink fills its box, like a blob, a bar or noise, not pen strokes'
     if grey > MAX_GREY: return 'its ink is mostly grey smudges, like noise or a photo, not pen strokes'
     return None
 

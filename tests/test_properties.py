@@ -186,3 +186,21 @@ def test_any_file_name_prints_on_one_line(name):
     import unicodedata
     if not any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in name): assert s == f'/tmp/{name}'  # no control character, no line break
     else: assert eval(s) == f'/tmp/{name}'  # quoted as Python would: the exact name can be read back
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(x=st.integers(100, 300), lean=st.integers(-40, 40), top=st.integers(20, 100), width=st.integers(8, 40))
+def test_any_upright_stroke_passes_the_digit_check(x, lean, top, width):
+    "Issue 22, case 15: a pen stroke written upright, as a 1 is, in any place, lean and pen width, is not doubted"
+    from mnist_basics.predict import digit_doubt, draw_strokes
+    assert digit_doubt(prepare_digit(draw_strokes([[(x + lean, top), (x - lean, top + 280)]], width=width))) is None
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(w=st.integers(60, 380), h=st.integers(60, 380))
+def test_any_filled_box_wider_than_a_stroke_is_doubted(w, h):
+    "Issue 22, case 15: a solid rectangle is doubted unless it is narrow and upright like a 1 (at most 0.4 as wide as tall)"
+    from mnist_basics.predict import digit_doubt
+    a = np.full((400, 400), 255, np.uint8); a[200 - h//2:200 + (h + 1)//2, 200 - w//2:200 + (w + 1)//2] = 0
+    doubt = digit_doubt(prepare_digit(Image.fromarray(a)))
+    if w > 0.45*h: assert doubt is not None and 'fills its box' in doubt
+    elif w < 0.35*h: assert doubt is None  # an upright bar: what a 1 looks like
