@@ -133,10 +133,11 @@ def _unpacked_bytes(fn:Path) -> int|None: # a file that starts like a zip archiv
         with zipfile.ZipFile(fn) as z: return sum(i.file_size for i in z.infolist())
     except (zipfile.BadZipFile, OSError, ValueError, EOFError): return None # damaged: torch.load says how
 
-def _check_tensors(fn, params:dict): # the model file (for messages), its tensors
-    "A ValueError unless every tensor holds its own data: not PyTorch's data-less 'meta' tensors, not a sparse layout, not a view of a larger storage"
+def _check_tensors(fn, params:dict, device=None): # the model file (for messages), its tensors, the device they were loaded onto
+    "A ValueError unless every tensor holds its own data: not PyTorch's data-less 'meta' tensors (unless asked for), not a sparse layout, not a view of a larger storage"
     for k, v in params.items():
         if not isinstance(v, torch.Tensor): raise ValueError(f"{shown(fn)}: {k!r} is {type(v).__name__}, not a tensor")
+        if v.is_meta and torch.device(device or 'cpu').type == 'meta': continue # shapes only, as the caller asked
         if v.is_meta: raise ValueError(f"{shown(fn)}: its tensor {k!r} holds no numbers (a tensor of PyTorch's 'meta' device, shapes only); save the trained tensors")
         if v.layout != torch.strided: raise ValueError(f"{shown(fn)}: its tensor {k!r} is stored as {v.layout}; expected a plain (dense) tensor")
         if (held := v.untyped_storage().nbytes()) > (need := v.numel()*v.element_size()):
@@ -197,7 +198,7 @@ def load_model(fn, # a file written by `save_model`
     expected = _expected_shapes(fn, name, make_params, arch)
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
     if got != expected: raise ValueError(f"{shown(fn)}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
-    _check_tensors(fn, params)
+    _check_tensors(fn, params, device)
     return name, model, params, meta
 
 # %% ../nbs/93_train.ipynb #084625bf

