@@ -331,3 +331,53 @@ def test_train_digits_must_match_the_data(monkeypatch):
 def test_train_checks_the_seed():
     with pytest.raises(ValueError) as e: train('linear', seed=-1, data=synthetic_mnist(n_train=4, n_valid=4))
     assert str(e.value) == 'seed must be an integer from 0 to 2**64 - 1, got -1'
+
+# ---- issue 22: what a model file unpacks to, tensors without numbers, a save check that leaves the name alone ----
+
+def deflate(fn):
+    "Rewrite the torch.save file `fn` with deflate-compressed members; the bytes it unpacks to"
+    import zipfile
+    with zipfile.ZipFile(fn) as z: members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(fn, 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, b in members: z.writestr(name, b)
+    return sum(len(b) for _, b in members)
+
+def test_load_model_bounds_what_the_file_unpacks_to(tmp_path, monkeypatch):
+    "Unpacking to exactly MAX_MODEL_BYTES is fine, one byte more is refused (before torch.load), naming both sizes"
+    fn = save_model(tmp_path/'m.pt', 'linear', dict(weights=torch.zeros(784, 1), bias=torch.zeros(1)))
+    unpacked = deflate(fn); size = fn.stat().st_size
+    assert size < unpacked
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', unpacked)
+    assert load_model(fn)[0] == 'linear'
+    monkeypatch.setattr(tr, 'MAX_MODEL_BYTES', unpacked - 1)
+    with pytest.raises(ValueError) as e: load_model(fn)
+    assert str(e.value) == f"{fn} unpacks to {unpacked:,} bytes, too large for a model file ({size:,} bytes compressed); the limit is MAX_MODEL_BYTES = {unpacked - 1:,}"
+
+def test_load_model_refuses_tensors_without_their_own_numbers(tmp_path):
+    "Meta tensors (unless loaded onto the meta device), a view of a larger storage: refused, naming the tensor"
+    p = {k: torch.empty(v.shape, device='meta') for k, v in linear_params().items()}
+    torch.save(dict(format='mnist_basics', model='linear', params=p, meta={}), tmp_path/'meta.pt')
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'meta.pt')
+    assert str(e.value) == f"{tmp_path/'meta.pt'}: its tensor 'weights' holds no numbers (a tensor of PyTorch's 'meta' device, shapes only); save the trained tensors"
+    assert load_model(tmp_path/'meta.pt', device='meta')[2]['weights'].is_meta
+    view = dict(weights=torch.zeros(1000)[:784].view(784, 1), bias=torch.zeros(1))
+    torch.save(dict(format='mnist_basics', model='linear', params=view, meta={}), tmp_path/'view.pt')
+    with pytest.raises(ValueError) as e: load_model(tmp_path/'view.pt')
+    assert str(e.value) == f"{tmp_path/'view.pt'}: its tensor 'weights' needs 3,136 bytes but comes with 4,000: a view of a larger storage, not what save_model writes"
+    exact = dict(weights=torch.zeros(785)[:784].view(784, 1), bias=torch.zeros(1))  # one number more: refused too
+    torch.save(dict(format='mnist_basics', model='linear', params=exact, meta={}), tmp_path/'v2.pt')
+    with pytest.raises(ValueError, match='needs 3,136 bytes but comes with 3,140'): load_model(tmp_path/'v2.pt')
+
+def test_check_writable_name_length_at_the_limit(tmp_path, monkeypatch):
+    "A name of exactly the file system's limit passes (nothing created), one byte more is refused; the target name is never touched"
+    limit = os.pathconf(tmp_path, 'PC_NAME_MAX')
+    check_writable(tmp_path/('a'*limit))
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError) as e: check_writable(tmp_path/('a'*(limit + 1)))
+    assert str(e.value) == f"cannot save to {tmp_path/('a'*(limit + 1))}: the file name is too long for this file system"
+    monkeypatch.setattr(tr, '_name_max', lambda folder: 10)  # a file system with short names
+    check_writable(tmp_path/'abcdefghij')
+    with pytest.raises(ValueError, match='the file name is too long'): check_writable(tmp_path/'abcdefghijk')
+    monkeypatch.setattr(tr, '_name_max', lambda folder: None)  # a system that does not say: the temporary file is the test
+    check_writable(tmp_path/'abcdefghijk')
+    assert os.listdir(tmp_path) == []
