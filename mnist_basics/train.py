@@ -172,7 +172,7 @@ def load_model(fn, # a file written by `save_model`
     if (size := fn.stat().st_size) > MAX_MODEL_BYTES:
         raise ValueError(f"{shown(fn)} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     if why := _not_torch_file(fn): raise ValueError(f"{shown(fn)} is not a mnist_basics model file (unreadable: {why})")
-    if (unpacked := _unpacked_bytes(fn) or 0) > MAX_MODEL_BYTES: # a compressed file can unpack to far more than its size
+    if (unpacked := _unpacked_bytes(fn)) is not None and unpacked > MAX_MODEL_BYTES: # a compressed file can unpack to far more than its size
         raise ValueError(f"{shown(fn)} unpacks to {unpacked:,} bytes, too large for a model file ({size:,} bytes compressed); the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     try: state = torch.load(fn, weights_only=True, map_location=device or 'cpu')
     except Exception as e:

@@ -27,7 +27,7 @@ def test_max_pixels_is_25_megapixels():
 def test_file_at_the_limit_is_decoded_one_pixel_more_is_not(tmp_path):
     "5000×5000 passes the size check (and fails later, decoding the forged pixels); 25,000,001 pixels is refused first"
     at = forged_png(tmp_path/'at.png', 5000, 5000)
-    with pytest.raises(ValueError, match='could not be decoded'): open_image(at)
+    with pytest.raises(ValueError, match=f'^{re.escape(str(at))} could not be decoded'): open_image(at)
     over = forged_png(tmp_path/'over.png', 25_000_001, 1)
     with pytest.raises(ValueError) as e: open_image(over)
     assert str(e.value) == too_big(over, '25000001×1 = 25,000,001 pixels')
