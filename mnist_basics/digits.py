@@ -79,6 +79,7 @@ def exact_accuracy_k(model, params:dict, # model(xb, **params) giving N×k score
 
 
 # %% ../nbs/10_digits.ipynb #8dd1a3df
+from .data import one_cycle # the schedule both CNN trainers share (works at any step count)
 CNN_CHANNELS, CNN_EPOCHS = 24, 7 # the ten-class CNN recipe of `mnist_train --digits all --model cnn` (measured: see 98_digits_tuning)
 
 def cnn_k_model(n_out:int=10, # one score per class
@@ -105,7 +106,7 @@ def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
     train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev), bs, shuffle=True)
     valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl), pct_start=0.25)
+    sched = one_cycle(opt, lr, epochs*len(train_dl))
     history = []
     with flush_denormal(), num_threads(threads):
         for epoch in range(epochs):

@@ -8,14 +8,15 @@ import json as jsonlib, re, sys, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from .data import shown
 from fastcore.script import call_parse, store_true, Param as CLIParam  # aliased: fastai's star import has another `Param`
 from .train import load_model as load_model_file, one_line_warnings, clean_exit, model_digits  # aliased: fastai's star import has another `load_model`
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'FORMATS', 'MIN_CONTRAST', 'NOISE_FLOOR', 'BORDER_SAMPLES', 'INK_THRESHOLD', 'SPECK_FRACTION',
-           'MIN_BACKGROUND', 'MAX_GREY', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray', 'paper_level',
-           'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit', 'ink_measures',
-           'digit_doubt', 'predict', 'mnist_predict']
+           'MIN_BACKGROUND', 'MAX_GREY', 'MAX_STROKE_ASPECT', 'draw_digit', 'draw_strokes', 'open_image', 'to_gray',
+           'paper_level', 'ink_only', 'crop_ink', 'fit_box', 'centre_of_mass', 'centre_digit', 'prepare_digit',
+           'ink_measures', 'digit_doubt', 'digit_probs', 'predict', 'mnist_predict']
 
 # %% ../nbs/94_prepare.ipynb #a1bc49c7
 def draw_digit(digit:int, # 3 or 7
@@ -60,7 +61,7 @@ def _check_size(name, size):
     if size[0]*size[1] > MAX_PIXELS: raise _too_big(name, f'{size[0]}×{size[1]} = {size[0]*size[1]:,} pixels')
 
 def _too_big(name, detail):
-    return ValueError(f'{name} is too large: {detail}; the limit is MAX_PIXELS = {MAX_PIXELS:,} pixels (25 megapixels): shrink the picture first')
+    return ValueError(f'{shown(name)} is too large: {detail}; the limit is MAX_PIXELS = {MAX_PIXELS:,} pixels (25 megapixels): shrink the picture first')
 
 def open_image(img # a PNG or JPEG file, or a PIL Image
               ) -> Image.Image:
@@ -69,20 +70,20 @@ def open_image(img # a PNG or JPEG file, or a PIL Image
         _check_size(getattr(img, 'filename', '') or 'the image', img.size)
         return ImageOps.exif_transpose(img)  # a copy: the caller's image is left alone
     fn = Path(img)
-    if not fn.exists(): raise FileNotFoundError(f'image file not found: {fn}')
-    if not fn.is_file(): raise ValueError(f'{fn} is not a file: expected a PNG or JPEG image')
+    if not fn.exists(): raise FileNotFoundError(f'image file not found: {shown(fn)}')
+    if not fn.is_file(): raise ValueError(f'{shown(fn)} is not a file: expected a PNG or JPEG image')
     with warnings.catch_warnings():
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         try: im = Image.open(fn, formats=FORMATS)  # reads the header only
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's own, larger limit
             n = re.search(r'\((\d+) pixels\)', str(e))
             raise _too_big(fn, f'{int(n[1]):,} pixels' if n else str(e)) from None
-        except UnidentifiedImageError: raise ValueError(f'{fn} is not an image this can read: expected a PNG or JPEG file') from None
-        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{fn} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
+        except UnidentifiedImageError: raise ValueError(f'{shown(fn)} is not an image this can read: expected a PNG or JPEG file') from None
+        except (OSError, SyntaxError, ValueError) as e: raise ValueError(f'{shown(fn)} could not be read as a PNG or JPEG image ({e})') from None  # a header cut short
     with im:  # closes the file, whatever happens
         _check_size(fn, im.size)
         try: im.load()  # the decoding happens here
-        except Exception as e: raise ValueError(f'{fn} could not be decoded as a PNG or JPEG image ({e})') from None
+        except Exception as e: raise ValueError(f'{shown(fn)} could not be decoded as a PNG or JPEG image ({e})') from None
         ImageOps.exif_transpose(im, in_place=True)
         return im
 
@@ -139,7 +140,7 @@ def ink_only(a:np.ndarray, # grey levels in [0, 1], from `to_gray`
     if np.median(border) > (a.min() + a.max())/2: a = 1 - a/np.maximum(paper_level(a), 1/255)  # light paper: the light the ink absorbs
     else: a = a - paper_level(a)  # dark background: the light the ink adds
     a = a.clip(0, None)
-    if a.max() < MIN_CONTRAST: raise ValueError(f'{name} has no ink: nothing in it stands out from the background (a blank page?)')
+    if a.max() < MIN_CONTRAST: raise ValueError(f'{shown(name)} has no ink: nothing in it stands out from the background (a blank page?)')
     return ((a/a.max() - NOISE_FLOOR)/(1 - NOISE_FLOOR)).clip(0, 1)
 
 # %% ../nbs/94_prepare.ipynb #2fd34af2
@@ -202,26 +203,35 @@ def prepare_digit(img # a PNG or JPEG file (any size, colour, polarity), or a PI
 # %% ../nbs/94_prepare.ipynb #17ff9f5b
 MIN_BACKGROUND = 0.18  # in a prepared digit, at least this fraction of the ink's bounding box is background (MNIST_SAMPLE: about 0.18 or more, a margin of about 0.001; measured in nbs/94_prepare.ipynb)
 MAX_GREY = 0.6  # and at most this fraction of its inked pixels is mid-grey, 0.1…0.5 (MNIST_SAMPLE: about 0.56 or less; measured in nbs/94_prepare.ipynb)
+MAX_STROKE_ASPECT = 0.4  # an ink box at most this wide for its height holds one upright stroke, a 1: that it is filled says nothing (measured on all ten digits in nbs/94_prepare.ipynb)
 
 def ink_measures(x) -> tuple|None: # a prepared digit: 784 values in [0, 1], from `prepare_digit`
-    "`(background, grey)`: the fraction of the ink's bounding box (pixels above 0.5) below 0.1, and of the inked pixels (above 0.1) below 0.5; None if no pixel is above 0.5"
+    "`(background, grey, aspect)`: the fraction of the ink's bounding box (pixels above 0.5) below 0.1, of the inked pixels (above 0.1) below 0.5, and the box's width over its height; None if no pixel is above 0.5"
     a = np.asarray(x, dtype=np.float32).reshape(28, 28)
     rows, cols = np.nonzero((a > 0.5).any(1))[0], np.nonzero((a > 0.5).any(0))[0]
     if not len(rows): return None
     box = a[rows[0]:rows[-1]+1, cols[0]:cols[-1]+1]
     inked = a > 0.1
-    return float((box < 0.1).mean()), float((inked & (a < 0.5)).sum()/inked.sum())
+    return float((box < 0.1).mean()), float((inked & (a < 0.5)).sum()/inked.sum()), box.shape[1]/box.shape[0]
 
 def digit_doubt(x) -> str|None: # a prepared digit: 784 values in [0, 1], from `prepare_digit`
     "Why `x` does not look like pen strokes (a reason, in words), or None if it may be a handwritten digit"
     m = ink_measures(x)
     if m is None: return 'it has almost no ink'
-    background, grey = m
-    if background < MIN_BACKGROUND: return 'its ink fills its box, like a blob, a bar or noise, not pen strokes'
+    background, grey, aspect = m
+    if background < MIN_BACKGROUND and aspect > MAX_STROKE_ASPECT: return 'its ink fills its box, like a blob, a bar or noise, not pen strokes'
     if grey > MAX_GREY: return 'its ink is mostly grey smudges, like noise or a photo, not pen strokes'
     return None
 
 # %% ../nbs/94_prepare.ipynb #03ed79be
+def digit_probs(scores:torch.Tensor, # N×1 scores of a two-digit model (positive: its first digit), or N×k of a k-digit one
+                digits:tuple # the model's digits, in class order (from `model_digits`)
+               ) -> list:
+    "For each image a dict {digit (int): the model's probability of it}: the sigmoid of the score and 1 minus it for two digits, the softmax for more"
+    if len(digits) == 2:  # the sigmoid is the probability of the first digit, as `xy` made the first digit's target 1
+        return [{int(digits[0]): q, int(digits[1]): 1 - q} for q in torch.sigmoid(scores.view(-1)).tolist()]
+    return [{int(d): q for d, q in zip(digits, ps)} for ps in torch.softmax(scores, dim=1).tolist()]
+
 def _load(model):
     "`(name, model, params, meta)` from a model file, or `model` itself if it is already that tuple"
     return load_model_file(model) if isinstance(model, (str, Path)) else model
@@ -230,10 +240,10 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
             images, # picture files or PIL Images: one, or a list
             on_error=None # called as `on_error(image, exception)` for a picture that cannot be prepared, which is then skipped; None: raise
            ) -> list:
-    "For each image a dict: `file`, `label` (3 or 7), `prob` (the model's probability of that label), `prob_3`, `looks_like_digit`, `doubt`; for a model of more digits `top3` in place of `prob_3`"
+    "For each image a dict: `file`, `label` (the digit), `prob` (the model's probability of that label), then `prob_3` (a 3-vs-7 model), `probs` ({digit: probability}, other two-digit models) or `top3` (more digits), `looks_like_digit`, `doubt`"
     name, fn, params, meta = _load(model)
     digits = model_digits(model, meta)
-    what = f'{model} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
+    what = f'{shown(model)} (model {name!r})' if isinstance(model, (str, Path)) else f'model {name!r}'  # for error messages
     images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
     good, xs = [], []
     for img in images:
@@ -250,31 +260,23 @@ def predict(model, # a model file (from `save_model` or `mnist_train --save`), o
     n_out = 1 if len(digits) == 2 else len(digits) # two digits: one score per image; more: one per digit
     if scores.numel() != len(good)*n_out: raise ValueError(f'{what} returned {scores.numel()} scores for {len(good)} images of {len(digits)} digits')
     if not torch.isfinite(scores).all(): raise ValueError(f'{what} returned scores that are not finite numbers: its weights are broken')
-    if n_out > 1: return _predict_k(good, xs, scores.view(len(good), n_out), digits)
-    scores = scores.view(-1)
     res = []
-    for img, xi, score, p3 in zip(good, xs, scores.tolist(), torch.sigmoid(scores).tolist()):
+    for img, xi, ps in zip(good, xs, digit_probs(scores.view(len(good), n_out), digits)):
         file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
-        label = int(digits[0]) if score > 0 else int(digits[1])  # the convention of every model in MODELS: a positive score means the first digit, 3
+        label = max(ps, key=ps.get)  # the most probable digit (a tie, from a score of 0: the first)
         doubt = digit_doubt(xi)
-        res.append(dict(file=file, label=label, prob=p3 if label == 3 else 1 - p3, prob_3=p3, looks_like_digit=doubt is None, doubt=doubt))
+        res.append(dict(file=file, label=label, prob=ps[label]) | _digit_keys(ps, digits) | dict(looks_like_digit=doubt is None, doubt=doubt))
     return res
 
-def _predict_k(images, xs, scores, digits): # the images, their prepared pixels, N×k scores, the model's digits
-    "The rows of `predict` for a model of three digits or more: the digit with the highest probability (softmax), and the top three"
-    probs = torch.softmax(scores, dim=1)
-    top_p, top_i = probs.topk(min(3, len(digits)), dim=1)
-    res = []
-    for img, xi, ps, idx in zip(images, xs, top_p.tolist(), top_i.tolist()):
-        file = (getattr(img, 'filename', '') or None) if isinstance(img, Image.Image) else str(img)
-        doubt = digit_doubt(xi)
-        res.append(dict(file=file, label=int(digits[idx[0]]), prob=ps[0], top3=[dict(digit=int(digits[i]), prob=q) for i, q in zip(idx, ps)],
-                        looks_like_digit=doubt is None, doubt=doubt))
-    return res
+def _digit_keys(ps:dict, digits:tuple) -> dict: # {digit: probability} of one image, the model's digits
+    "The keys of a `predict` row that say how probable each digit is: `prob_3` (3 vs 7), `probs` (any other two digits), `top3` (more)"
+    if digits == ('3', '7'): return dict(prob_3=ps[3])  # as the lessons' models always reported it
+    if len(digits) == 2: return dict(probs=ps)
+    return dict(top3=[dict(digit=d, prob=q) for d, q in sorted(ps.items(), key=lambda dq: -dq[1])[:3]])
 
 # %% ../nbs/94_prepare.ipynb #0ee82ff6
 @call_parse
-def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (a 3 or a 7 for a two-digit model)', str, nargs='+'),
+def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (one of the digits the model tells apart, 3 or 7 for the lessons\' models)', str, nargs='+'),
                   model:str=None, # model file saved by `mnist_train --save` (required)
                   json:store_true=False # one JSON object per image and line, instead of text
                  ):
@@ -289,6 +291,6 @@ def mnist_predict(images:CLIParam('PNG or JPEG files, each a handwritten digit (
             res = predict(model, list(images), on_error=lambda img, e: failed.append(img) or error(e))
         except (OSError, ValueError) as e: sys.exit(error(e) or 2)
         for r in res:
-            if r['doubt']: warnings.warn(f"{r['file']} does not look like a handwritten digit ({r['doubt']}): its label means little")
-            print(jsonlib.dumps(r) if json else f"{r['file']}: {r['label']} (probability {r['prob']:.2f})", flush=True)
+            if r['doubt']: warnings.warn(f"{shown(r['file'])} does not look like a handwritten digit ({r['doubt']}): its label means little")
+            print(jsonlib.dumps(r) if json else f"{shown(r['file'])}: {r['label']} (probability {r['prob']:.2f})", flush=True)
         if failed: sys.exit(2)

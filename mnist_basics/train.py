@@ -4,12 +4,12 @@
 
 # %% ../nbs/93_train.ipynb #76b13d07
 from __future__ import annotations
-import errno, json as jsonlib, math, os, pickle, signal, stat, sys, tempfile, time, warnings
+import errno, json as jsonlib, math, os, pickle, signal, stat, sys, tempfile, time, warnings, zipfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, store_true
-from .data import load_mnist, MnistData, what_is, _umask, parse_digits, layout_of, DIGITS
+from .data import load_mnist, MnistData, what_is, _umask, parse_digits, layout_of, shown, DIGITS, DATA_ENV
 from .linear import exact_accuracy
 from .net import MODELS
 from .fast import fast_fit
@@ -18,8 +18,9 @@ from .digits import MODELS_K, FITTERS_K, exact_accuracy_k, N_HIDDEN, CNN_CHANNEL
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'DEFAULTS_K', 'check_settings', 'save_target',
-           'check_writable', 'save_model', 'model_digits', 'load_model', 'arch_of', 'settings', 'default_device',
-           'train', 'one_line_warnings', 'peak_rss_mb', 'Terminated', 'clean_exit', 'mnist_train']
+           'check_writable', 'check_apart_from_data', 'save_model', 'model_digits', 'load_model', 'arch_of', 'settings',
+           'default_device', 'count_right', 'train', 'one_line_warnings', 'peak_rss_mb', 'Terminated', 'clean_exit',
+           'mnist_train']
 
 # %% ../nbs/93_train.ipynb #192baca5
 MAX_SEED = 2**64 - 1 # the largest seed `torch.manual_seed` takes
@@ -40,24 +41,45 @@ def save_target(fn) -> Path: # the file name given to `--save` or `save_model`
     fn = Path(fn)
     real = Path(os.path.realpath(fn)) # a symlink is followed: the file it points to is replaced, the link kept
     kind = what_is(real)
-    if kind == 'a folder': raise ValueError(f"cannot save to {fn}: it is a folder; give a file name such as {fn/'model.pt'}")
-    if kind not in ('a file', 'missing'): raise ValueError(f"cannot save to {fn}: it is {kind}, not a regular file; give a new file name or a model file to replace")
-    if not real.parent.is_dir(): raise ValueError(f"cannot save to {fn}: the folder {real.parent} does not exist")
+    if kind == 'a folder': raise ValueError(f"cannot save to {shown(fn)}: it is a folder; give a file name such as {shown(fn/'model.pt')}")
+    if kind not in ('a file', 'missing'): raise ValueError(f"cannot save to {shown(fn)}: it is {kind}, not a regular file; give a new file name or a model file to replace")
+    if not real.parent.is_dir(): raise ValueError(f"cannot save to {shown(fn)}: the folder {shown(real.parent)} does not exist")
     return real
 
 def _temp_beside(fn:Path) -> tuple: # the file to be replaced
     "`(fd, name)` of a new private temporary file beside `fn`, with a short name however long `fn`'s is"
-    return tempfile.mkstemp(prefix=fn.name[:64] + '.', suffix='.tmp', dir=fn.parent)
+    return tempfile.mkstemp(prefix=os.fsdecode(os.fsencode(fn.name)[:64]) + '.', suffix='.tmp', dir=fn.parent) # 64 bytes of the name, whatever its characters
+
+def _name_max(folder:Path) -> int|None:
+    "The longest file name (in bytes) the file system of `folder` takes, where the system says"
+    try: return os.pathconf(folder, 'PC_NAME_MAX')
+    except (OSError, ValueError, AttributeError): return None
 
 def check_writable(fn):
-    "Raise a ValueError unless a save to `fn` would work: tried now with the temporary file (and new file) the save will make"
+    "Raise a ValueError unless a save to `fn` would work: its name's length checked, and the save's own uniquely named temporary file made and removed; `fn` itself is never touched"
     real = save_target(fn)
+    limit = _name_max(real.parent)
     try:
+        if limit and len(os.fsencode(real.name)) > limit: raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
         fd, tmp = _temp_beside(real); os.close(fd); os.unlink(tmp)
-        if not real.exists(): os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL)); os.unlink(real)
     except OSError as e:
-        if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {fn}: the file name is too long for this file system") from None
-        raise ValueError(f"cannot save to {fn}: the folder {real.parent} is not writable ({e.strerror})") from None
+        if e.errno == errno.ENAMETOOLONG: raise ValueError(f"cannot save to {shown(fn)}: the file name is too long for this file system") from None
+        raise ValueError(f"cannot save to {shown(fn)}: the folder {shown(real.parent)} is not writable ({e.strerror})") from None
+
+def check_apart_from_data(fn, # the file to save to
+                          data, # the data as given: a folder, .tgz or URL (None: $MNIST_BASICS_DATA or the default)
+                          folder:Path # the data folder in use (`MnistData.path`; a .tgz's unpacked folder)
+                         ):
+    "Raise a ValueError if a save to `fn` would replace the data's archive or write inside its folder (the next load would find a model file among the data)"
+    real = save_target(fn)
+    src = str(data or os.environ.get(DATA_ENV) or '')
+    if src.endswith(('.tgz', '.tar.gz')) and not src.startswith(('http://', 'https://')):
+        arc = Path(src).expanduser()
+        if Path(os.path.realpath(arc)) == real or (real.exists() and arc.exists() and os.path.samefile(arc, real)):
+            raise ValueError(f"cannot save to {shown(fn)}: it is the data archive being trained on; give another file name")
+    top = Path(os.path.realpath(folder))
+    if real.is_relative_to(top):
+        raise ValueError(f"cannot save to {shown(fn)}: it is inside the data folder {shown(folder)}, which must hold only the data; save the model outside it")
 
 # %% ../nbs/93_train.ipynb #ed025fed
 def save_model(fn, # file to write (replaced atomically; a symlink's target is replaced)
@@ -79,7 +101,7 @@ def save_model(fn, # file to write (replaced atomically; a symlink's target is r
     return Path(fn)
 
 # %% ../nbs/93_train.ipynb #1352f5e7
-MAX_MODEL_BYTES = 100_000_000 # largest model file `load_model` reads (the lesson's are 0.1 MB)
+MAX_MODEL_BYTES = 100_000_000 # largest model file `load_model` reads, and most it may unpack to (the lesson's are 0.1 MB)
 MAX_PARAMS = 10_000_000 # most numbers a model file's architecture may ask for (40 MB as float32)
 
 def _unreadable_reason(e:Exception) -> str:
@@ -105,13 +127,29 @@ def _not_torch_file(fn:Path) -> str|None: # a regular file
         except UnicodeDecodeError: kind = 'binary data of an unknown kind'
     return f'it is {kind}, not a file written by torch.save'
 
+def _unpacked_bytes(fn:Path) -> int|None: # a file that starts like a zip archive
+    "What `fn` unpacks to: the sum of its members' sizes, as its zip directory declares them (nothing is decompressed); None if that cannot be read"
+    try:
+        with zipfile.ZipFile(fn) as z: return sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError): return None # damaged: torch.load says how
+
+def _check_tensors(fn, params:dict, device=None): # the model file (for messages), its tensors, the device they were loaded onto
+    "A ValueError unless every tensor holds its own data: not PyTorch's data-less 'meta' tensors (unless asked for), not a sparse layout, not a view of a larger storage"
+    for k, v in params.items():
+        if not isinstance(v, torch.Tensor): raise ValueError(f"{shown(fn)}: {k!r} is {type(v).__name__}, not a tensor")
+        if v.is_meta and torch.device(device or 'cpu').type == 'meta': continue # shapes only, as the caller asked
+        if v.is_meta: raise ValueError(f"{shown(fn)}: its tensor {k!r} holds no numbers (a tensor of PyTorch's 'meta' device, shapes only); save the trained tensors")
+        if v.layout != torch.strided: raise ValueError(f"{shown(fn)}: its tensor {k!r} is stored as {v.layout}; expected a plain (dense) tensor")
+        if (held := v.untyped_storage().nbytes()) > (need := v.numel()*v.element_size()):
+            raise ValueError(f"{shown(fn)}: its tensor {k!r} needs {need:,} bytes but comes with {held:,}: a view of a larger storage, not what save_model writes")
+
 def _expected_shapes(fn, name:str, make_params, arch) -> dict: # file (for messages), model name, its parameter maker, saved settings
     "The tensor shapes of model `name` built with `arch`, worked out on PyTorch's 'meta' device (no memory), within `MAX_PARAMS`"
     try:
         with torch.random.fork_rng(devices=[]), torch.device('meta'): shapes = {k: v.shape for k, v in make_params(**arch).items()}
-    except (TypeError, ValueError, RuntimeError, OverflowError): raise ValueError(f"{fn}: its architecture settings {arch!r} do not fit model {name!r}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError): raise ValueError(f"{shown(fn)}: its architecture settings {arch!r} do not fit model {name!r}") from None
     n = sum(math.prod(s) for s in shapes.values())
-    if n > MAX_PARAMS: raise ValueError(f"{fn}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
+    if n > MAX_PARAMS: raise ValueError(f"{shown(fn)}: its architecture settings {arch!r} ask for {n:,} numbers; the limit is MAX_PARAMS = {MAX_PARAMS:,}")
     return shapes
 
 def model_digits(fn, meta:dict) -> tuple: # the model file (for messages), its metadata
@@ -120,7 +158,7 @@ def model_digits(fn, meta:dict) -> tuple: # the model file (for messages), its m
     try:
         if not (isinstance(saved, (list, tuple)) and all(isinstance(d, str) for d in saved)): raise ValueError
         return parse_digits(saved)
-    except ValueError: raise ValueError(f"{fn}: its digits {saved!r} are not a list of different digits 0 to 9") from None
+    except ValueError: raise ValueError(f"{shown(fn)}: its digits {saved!r} are not a list of different digits 0 to 9") from None
 
 def load_model(fn, # a file written by `save_model`
                device=None, # where to put the tensors; default CPU
@@ -129,35 +167,38 @@ def load_model(fn, # a file written by `save_model`
     "The `(name, model, params, meta)` saved in `fn`, checked against the model's expected shapes and its digits"
     fn = Path(fn)
     kind = what_is(fn) # checked first: opening a FIFO would wait forever
-    if kind == 'missing': raise FileNotFoundError(f"model file not found: {fn}")
-    if kind != 'a file': raise ValueError(f"{fn} is {kind}, not a model file")
+    if kind == 'missing': raise FileNotFoundError(f"model file not found: {shown(fn)}")
+    if kind != 'a file': raise ValueError(f"{shown(fn)} is {kind}, not a model file")
     if (size := fn.stat().st_size) > MAX_MODEL_BYTES:
-        raise ValueError(f"{fn} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
-    if why := _not_torch_file(fn): raise ValueError(f"{fn} is not a mnist_basics model file (unreadable: {why})")
+        raise ValueError(f"{shown(fn)} is too large for a model file: {size:,} bytes; the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
+    if why := _not_torch_file(fn): raise ValueError(f"{shown(fn)} is not a mnist_basics model file (unreadable: {why})")
+    if (unpacked := _unpacked_bytes(fn)) is not None and unpacked > MAX_MODEL_BYTES: # a compressed file can unpack to far more than its size
+        raise ValueError(f"{shown(fn)} unpacks to {unpacked:,} bytes, too large for a model file ({size:,} bytes compressed); the limit is MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,}")
     try: state = torch.load(fn, weights_only=True, map_location=device or 'cpu')
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and 'GLOBAL' in str(e): # a class or function: code, not data
-            raise ValueError(f"{fn} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
+            raise ValueError(f"{shown(fn)} is not a mnist_basics model file: it holds Python objects other than tensors and plain "
                              "values, refused because loading them could run code") from e
-        raise ValueError(f"{fn} is not a mnist_basics model file ({_unreadable_reason(e)})") from e
+        raise ValueError(f"{shown(fn)} is not a mnist_basics model file ({_unreadable_reason(e)})") from e
     if not (isinstance(state, dict) and state.get('format') == 'mnist_basics' and isinstance(state.get('params'), dict)
             and isinstance(state.get('model'), str) and isinstance(state.get('meta', {}), dict)):
-        raise ValueError(f"{fn} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
+        raise ValueError(f"{shown(fn)} is not a mnist_basics model file: expected what save_model writes (model name and state dict)")
     name, params, meta = state['model'], state['params'], state.get('meta', {})
     saved = model_digits(fn, meta)
     if digits is not None and (want := parse_digits(digits)) != saved:
-        raise ValueError(f"{fn}: this model tells apart the digits {','.join(saved)} ({len(saved)} classes); expected a model of "
+        raise ValueError(f"{shown(fn)}: this model tells apart the digits {','.join(saved)} ({len(saved)} classes); expected a model of "
                          f"the digits {','.join(want)} ({len(want)} classes)")
     models = MODELS if len(saved) == 2 else MODELS_K # two digits: one score per image; more: one per class
-    if name not in models: raise ValueError(f"{fn}: unknown model {name!r}; this version knows {', '.join(models)}")
+    if name not in models: raise ValueError(f"{shown(fn)}: unknown model {name!r}; this version knows {', '.join(models)}")
     model, make_params = models[name]
     arch = meta.get('arch', {})
     if len(saved) > 2 and isinstance(arch, dict):
         if arch.setdefault('n_out', len(saved)) != len(saved):
-            raise ValueError(f"{fn}: its architecture gives {arch['n_out']!r} scores per image for {len(saved)} digits ({','.join(saved)})")
+            raise ValueError(f"{shown(fn)}: its architecture gives {arch['n_out']!r} scores per image for {len(saved)} digits ({','.join(saved)})")
     expected = _expected_shapes(fn, name, make_params, arch)
     got = {k: getattr(v, 'shape', None) for k, v in params.items()}
-    if got != expected: raise ValueError(f"{fn}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
+    if got != expected: raise ValueError(f"{shown(fn)}: the tensors do not fit model {name!r}: expected shapes {expected}, found {got}")
+    _check_tensors(fn, params, device)
     return name, model, params, meta
 
 # %% ../nbs/93_train.ipynb #084625bf
@@ -165,7 +206,7 @@ DEFAULTS = dict(linear=dict(epochs=20, lr=1., bs=256), net=dict(epochs=20, lr=1.
                 cnn=dict(epochs=5, lr=1e-2, bs=128)) # per model: what `train` uses when not told
 FITTERS = dict(linear=fast_fit, net=fast_fit, cnn=fit_cnn) # per model: fit(params, data, epochs, lr, bs, log)
 DEFAULTS_K = dict(linear=dict(epochs=20, lr=0.1, bs=128), net=dict(epochs=20, lr=0.3, bs=128),
-                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 10_digits)
+                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 98_digits_tuning)
 
 def arch_of(model:str, n_classes:int) -> dict: # a name in `MODELS`, how many digits
     "The architecture settings a model file records: none for two digits; the number of scores (and hidden size, channels) for more"
@@ -182,6 +223,18 @@ def settings(model:str, epochs=None, lr=None, bs=None, n_classes:int=2) -> tuple
 def default_device() -> torch.device:
     "A CUDA GPU if PyTorch sees one, else the CPU"
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+def count_right(model, params:dict, # model(xb, **params): N×1 scores (two digits, positive for the first) or N×k
+                x:torch.Tensor, y:torch.Tensor, # images N×784; targets N×1 (1 for the first digit) or N class indices
+                bs:int=2048 # images per forward pass (keeps the CNN's memory small)
+               ) -> int:
+    "How many images of `x` the model gets right, counted in integers: the accuracy is then an exact fraction, `count_right(...)/len(x)`"
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            s, t = model(x[i:i+bs], **params), y[i:i+bs]
+            right += int(((s > 0).view(-1) == (t.view(-1) == 1)).sum() if s.shape[-1] == 1 else (s.argmax(1) == t).sum())
+    return right
 
 def train(model:str='net', # 'linear', 'net' or 'cnn'
           epochs:int=None, lr:float=None, bs:int=None, # passes, learning rate, batch size (default: `DEFAULTS`)
@@ -212,11 +265,12 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
     t1 = time.monotonic()
     history = (FITTERS if two else FITTERS_K)[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
     fit_seconds = time.monotonic() - t1 # training alone, without loading the data
-    acc = (exact_accuracy if two else exact_accuracy_k)(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
-    held_out = (layout_of(ds.path) or ('train', 'valid'))[1] # the folder of the held-out images
+    right = count_right(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
+    acc = right/len(ds.valid_x) # an exact fraction in Python's float64 (a float32 mean would be off in the 8th digit)
+    held_out = ds.held_out # the folder of the held-out images
     res = dict(model=model, epochs=epochs, lr=lr, bs=bs, seed=seed,
                 std=std, dataset=str(ds.path), n_train=len(ds.train_x),
-                n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=round((1-acc)*len(ds.valid_x)),
+                n_valid=len(ds.valid_x), valid_accuracy=acc, n_wrong=len(ds.valid_x) - right,
                 train_loss=history[-1]['train_loss'], device=str(dev), seconds=round(time.perf_counter()-t0, 3),
                 params=params, history=history)
     if digits != DIGITS: res |= dict(digits=[int(d) for d in digits], arch=arch, held_out=held_out, fit_seconds=round(fit_seconds, 3))
@@ -279,6 +333,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
             epochs, lr, bs = settings(model, epochs, lr, bs, len(digits))
             check_settings(model, epochs, lr, bs, save, std, seed)
             ds = load_mnist(data, digits=digits) # bad data stops here, with the path and what was expected
+            if save: check_apart_from_data(save, data, ds.path) # a model saved over or into the data would break the next run
         except (ValueError, OSError) as e: fail(e, 2)
         try: res = train(model, epochs, lr, bs, seed, std, ds, log=lambda s: print(s, flush=True))
         except FloatingPointError as e: fail(e, 1)
@@ -287,7 +342,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                                 digits=list(ds.digits), arch=res.get('arch', {}))
             except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
         summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
-        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', (layout_of(ds.path) or ('train', 'valid'))[1])
+        summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', ds.held_out)
         summary['peak_rss_mb'] = peak_rss_mb()
         if save: summary['saved'] = str(save)
         if json: print(jsonlib.dumps(summary), flush=True)

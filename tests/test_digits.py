@@ -246,4 +246,5 @@ def test_predict_two_digit_subset_labels(data10, tmp_path, standin10):
     res = train('linear', epochs=3, data=d, log=None, device='cpu', seed=0)
     fn = save_model(tmp_path/'01.pt', 'linear', res['params'], digits=['0', '1'], arch={})
     rows = predict(fn, [sorted((standin10/'testing'/str(k)).iterdir())[0] for k in (0, 1)])
-    assert [r['label'] for r in rows] == [0, 1] and 'prob_3' in rows[0]
+    assert [r['label'] for r in rows] == [0, 1] and 'prob_3' not in rows[0]
+    for r in rows: assert r['prob'] == r['probs'][r['label']] > 0.5 and r['probs'].keys() == {0, 1}  # issue 22: the printed label's probability

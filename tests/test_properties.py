@@ -147,3 +147,60 @@ def test_extract_tgz_inside_its_folder_or_documented_error(tmp_path_factory, mem
         if out is not None: assert out.parent == dest and out.is_dir()
     assert sorted(p.name for p in root.iterdir()) == ['dest', 'outside.txt'] and (root/'outside.txt').read_text() == 'keep'
     assert not [p for p in dest.iterdir() if '.partial-' in p.name]  # nothing half-done left behind
+
+
+THREE = draw_digit(3, (120, 120), mode='L')
+
+@FAST
+@given(pair=st.lists(st.sampled_from('0123456789'), min_size=2, max_size=2, unique=True), bias=st.floats(-12, 12).filter(lambda b: abs(b) > 1e-3))
+def test_any_digit_pair_reports_the_printed_labels_probability(pair, bias):
+    "Issue 22, case 1: for any two-digit model, the label is the likelier digit and `prob` is the model's probability of that label"
+    from mnist_basics.linear import linear1
+    from mnist_basics.predict import predict
+    digits = tuple(sorted(pair))
+    r = predict(('linear', linear1, dict(weights=torch.zeros(784, 1), bias=torch.tensor([bias])), dict(digits=list(digits))), THREE)[0]
+    p_first = 1/(1 + np.exp(-np.float32(bias)))  # the sigmoid of the score: the probability of the first digit
+    assert r['label'] == int(digits[0] if bias > 0 else digits[1])
+    assert r['prob'] == pytest.approx(max(p_first, 1 - p_first), abs=1e-6) and r['prob'] >= 0.5
+    probs = {3: r['prob_3'], 7: 1 - r['prob_3']} if digits == ('3', '7') else r['probs']
+    assert probs == {int(digits[0]): pytest.approx(p_first, abs=1e-6), int(digits[1]): pytest.approx(1 - p_first, abs=1e-6)}
+    assert probs[r['label']] == r['prob']
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(total=st.integers(1, 300), lr=st.floats(1e-4, 1.), pct=st.sampled_from([0.25, 0.1, 0.3, 0.5]))
+def test_one_cycle_schedules_any_step_count(total, lr, pct):
+    "Issue 22, case 3: the CNNs' schedule gives every step a learning rate in (0, lr], reaching near the peak, at any step count"
+    opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched, lrs = data.one_cycle(opt, lr, total, pct), []
+    for _ in range(total): lrs.append(opt.param_groups[0]['lr']); opt.step(); sched.step()
+    assert len(lrs) == total and all(0 <= x <= lr*(1 + 1e-9) for x in lrs) and max(lrs) >= 0.9*lr and lrs[0] > 0
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(name=st.text(st.characters(blacklist_characters='/\x00', blacklist_categories=['Cs']), min_size=1, max_size=40))
+def test_any_file_name_prints_on_one_line(name):
+    "Issue 22, case 13: `shown` keeps any file name on one line (however Python splits lines), unchanged unless it has a control character"
+    s = data.shown(Path('/tmp')/name)
+    assert len(s.splitlines()) == 1 and '\n' not in s
+    import unicodedata
+    if not any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in name): assert s == f'/tmp/{name}'  # no control character, no line break
+    else: assert eval(s) == f'/tmp/{name}'  # quoted as Python would: the exact name can be read back
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(x=st.integers(100, 300), lean=st.integers(-40, 40), top=st.integers(20, 100), width=st.integers(8, 40))
+def test_any_upright_stroke_passes_the_digit_check(x, lean, top, width):
+    "Issue 22, case 15: a pen stroke written upright, as a 1 is, in any place, lean and pen width, is not doubted"
+    from mnist_basics.predict import digit_doubt, draw_strokes
+    assert digit_doubt(prepare_digit(draw_strokes([[(x + lean, top), (x - lean, top + 280)]], width=width))) is None
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(w=st.integers(60, 380), h=st.integers(60, 380))
+def test_any_filled_box_wider_than_a_stroke_is_doubted(w, h):
+    "Issue 22, case 15: a solid rectangle is doubted unless it is narrow and upright like a 1 (at most 0.4 as wide as tall)"
+    from mnist_basics.predict import digit_doubt
+    a = np.full((400, 400), 255, np.uint8); a[200 - h//2:200 + (h + 1)//2, 200 - w//2:200 + (w + 1)//2] = 0
+    doubt = digit_doubt(prepare_digit(Image.fromarray(a)))
+    if w > 0.45*h: assert doubt is not None and 'fills its box' in doubt
+    elif w < 0.35*h: assert doubt is None  # an upright bar: what a 1 looks like

@@ -401,8 +401,8 @@ def test_fit_cnn_k_without_the_schedule_is_caught(monkeypatch):
     "The spy sees a constant learning rate when the schedule is taken away: the test above would fail"
     spy = Spy(monkeypatch, schedule=False)
     torch.manual_seed(0)
-    fit_cnn_k(cnn_k_params(n_out=3, c=2), synthetic_digits(n_train=96, n_valid=9), epochs=2, lr=0.02, bs=32, log=None)
-    assert spy.lrs == [0.02]*6 != pytest.approx(one_cycle(0.02, 6))
+    fit_cnn_k(cnn_k_params(n_out=3, c=2), synthetic_digits(n_train=96, n_valid=9), epochs=2, lr=0.02, bs=16, log=None)
+    assert spy.lrs == [0.02]*12 != pytest.approx(one_cycle(0.02, 12))
 
 def test_fit_cnn_k_trains_and_reports(monkeypatch):
     "Trains the params in place, with the shifts and label smoothing asked for; the mean loss per image, the exact accuracy"

@@ -27,7 +27,7 @@ def test_max_pixels_is_25_megapixels():
 def test_file_at_the_limit_is_decoded_one_pixel_more_is_not(tmp_path):
     "5000×5000 passes the size check (and fails later, decoding the forged pixels); 25,000,001 pixels is refused first"
     at = forged_png(tmp_path/'at.png', 5000, 5000)
-    with pytest.raises(ValueError, match='could not be decoded'): open_image(at)
+    with pytest.raises(ValueError, match=f'^{re.escape(str(at))} could not be decoded'): open_image(at)
     over = forged_png(tmp_path/'over.png', 25_000_001, 1)
     with pytest.raises(ValueError) as e: open_image(over)
     assert str(e.value) == too_big(over, '25000001×1 = 25,000,001 pixels')
@@ -261,3 +261,34 @@ def test_open_image_header_cut_short(tmp_path):
     buf = io.BytesIO(); Image.new('L', (8, 8)).save(buf, 'PNG'); fn.write_bytes(buf.getvalue()[:20])
     with pytest.raises(ValueError) as e: open_image(fn)
     assert str(e.value).startswith(f"{fn} could not be read as a PNG or JPEG image (") and str(e.value).endswith(")")
+
+# ---- issue 22: a top folder's name at the file system's limit, and one named like the archive ----
+
+def test_extract_tgz_top_folder_name_at_the_limit(tmp_path):
+    "A top folder of 255 bytes (the usual limit) unpacks, though its temporary folder's name would be longer; 256 bytes is refused by length"
+    fn = make_tgz(tmp_path/'a.tgz', [('é'*127 + 'x', None, 0o755), ('é'*127 + 'x/y.txt', b'hi', 0o644)])  # 255 bytes, 128 characters
+    assert data.extract_tgz(fn) == tmp_path/('é'*127 + 'x') and (tmp_path/('é'*127 + 'x')/'y.txt').read_bytes() == b'hi'
+    fn = make_tgz(tmp_path/'b.tgz', [('é'*128, None, 0o755), ('é'*128 + '/y.txt', b'hi', 0o644)])  # 256 bytes
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn)
+    assert str(e.value) == f"{fn}: cannot unpack it: its top-level folder's name is 256 bytes long, more than file systems allow (255)"
+
+def test_extract_tgz_top_folder_named_like_a_file_there(tmp_path):
+    "A top folder that would replace the archive itself, or another file: refused by name, both left as they were"
+    (tmp_path/'arc').mkdir()
+    fn = make_tgz(tmp_path/'arc'/'x.tgz', [('x.tgz', None, 0o755), ('x.tgz/y.txt', b'hi', 0o644)])
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn)
+    assert str(e.value) == f"{fn}: cannot unpack it: its top-level folder x.tgz would replace {fn}, which is this archive itself; rename the archive or that file"
+    fn2 = make_tgz(tmp_path/'b.tgz', [('notes', None, 0o755), ('notes/y.txt', b'hi', 0o644)])
+    (tmp_path/'notes').write_text('mine')
+    with pytest.raises(ValueError) as e: data.extract_tgz(fn2)
+    assert str(e.value) == f"{fn2}: cannot unpack it: its top-level folder notes would replace {tmp_path/'notes'}, which is a file; rename the archive or that file"
+    assert (tmp_path/'notes').read_text() == 'mine' and sorted(os.listdir(tmp_path/'arc')) == ['x.tgz']
+
+def test_messages_name_files_on_one_line(tmp_path):
+    "A file name with a newline is quoted in the messages of `read_digit` and `extract_tgz`"
+    fn = write_png(tmp_path/'a\nb.png', size=(28, 29))
+    with pytest.raises(ValueError) as e: data.read_digit(fn)
+    assert str(e.value) == f"{str(fn)!r}: expected a 28×28 image, found 28×29"
+    missing = tmp_path/'c\n.tgz'
+    with pytest.raises(FileNotFoundError) as e: data.extract_tgz(missing)
+    assert str(e.value) == f"archive not found: {str(missing)!r}"
