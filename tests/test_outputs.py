@@ -114,3 +114,12 @@ def test_refresh_keeps_figures_under_agg(tmp_path, monkeypatch):
     run_times.run(nb_path, save=True)
     saved = json.loads(nb_path.read_text(encoding='utf-8'))
     assert drawing_cells(saved) == [0] and has_picture(saved['cells'][0])
+
+
+@pytest.mark.parametrize('nb_path', NBS, ids=[p.name for p in NBS])
+def test_saved_pictures_say_what_they_show(nb_path):
+    "Every cell that saved a picture has a `#| fig-alt:` line: the site's alt text, read aloud to a reader who cannot see it"
+    nb = json.loads(nb_path.read_text(encoding='utf-8'))
+    bare = [c.get('id', i) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code' and has_picture(c)
+            and not re.search(r'^#\|\s*fig-alt:\s*\S.{15,}', ''.join(c['source']), re.M)]
+    assert not bare, f'{nb_path.name}: cells {bare} saved a picture without a `#| fig-alt:` line that says what it shows'
