@@ -263,7 +263,12 @@ def train(model:str='net', # 'linear', 'net' or 'cnn'
     params = {k: v.detach().to(dev).requires_grad_() for k, v in make_params(std=std, **arch).items()}
     fit_bs = min(bs, len(ds.train_x)) # a batch larger than the data is all of it: no buffer bigger than the data
     t1 = time.monotonic()
-    history = (FITTERS if two else FITTERS_K)[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=log)
+    stamps = [] # seconds since training began, at the end of each epoch (every fitter logs once per epoch)
+    def stamp(line):
+        stamps.append(round(time.monotonic() - t1, 3))
+        if log: log(line)
+    history = (FITTERS if two else FITTERS_K)[model](params, ds, epochs=epochs, lr=lr, bs=fit_bs, log=stamp)
+    for h, secs in zip(history, stamps): h['seconds'] = secs
     fit_seconds = time.monotonic() - t1 # training alone, without loading the data
     right = count_right(fn, params, ds.valid_x.to(dev), ds.valid_y.to(dev))
     acc = right/len(ds.valid_x) # an exact fraction in Python's float64 (a float32 mean would be off in the 8th digit)
@@ -321,7 +326,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                 std:float=0.1, # standard deviation of the starting weights (the post used 1.0)
                 data:str=None, # data folder, .tgz or URL (default: $MNIST_BASICS_DATA, else MNIST_SAMPLE)
                 save:str=None, # save the trained model to this file
-                json:store_true=False, # end with one line of JSON instead of a summary
+                json:store_true=False, # end with one line of JSON (with a per-epoch `history`) instead of a summary
                 digits:str='3,7' # digits to tell apart: 3,7 (default), all, or a list such as 0,1,2
                ):
     "Train the lesson's model on handwritten digits (3s and 7s by default) and report its accuracy on the held-out images"
@@ -342,6 +347,7 @@ def mnist_train(model:str='net', # model to train: linear, net or cnn
                                 digits=list(ds.digits), arch=res.get('arch', {}))
             except (ValueError, OSError) as e: fail(f'{e}; the trained model was not saved', 1)
         summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
+        summary['history'] = [{k: h[k] for k in ('epoch', 'seconds', 'train_loss', 'valid_accuracy')} for h in res['history']]
         summary.setdefault('digits', [int(d) for d in ds.digits]); summary.setdefault('held_out', ds.held_out)
         summary['peak_rss_mb'] = peak_rss_mb()
         if save: summary['saved'] = str(save)

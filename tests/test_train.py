@@ -156,3 +156,14 @@ def test_bad_data_exits_2_naming_the_path(capsys, tmp_path):
 def test_divergence_exits_1_naming_the_epoch(capsys):
     code, out, err = run_cli(capsys, 'net', 3, 1e38)
     assert code == 1 and 'mnist_train: error: training diverged in epoch' in err
+
+def test_cli_json_history_per_epoch():
+    "--json carries the history a user can plot: per epoch, seconds since training began, training loss, held-out accuracy"
+    r = subprocess.run([CMD, '--model', 'linear', '--epochs', '3', '--json', '--seed', '1'], capture_output=True, text=True, check=True)
+    lines = r.stdout.strip().splitlines()
+    hist = json.loads(lines[-1])['history']
+    assert [h['epoch'] for h in hist] == [0, 1, 2] and all(set(h) == {'epoch', 'seconds', 'train_loss', 'valid_accuracy'} for h in hist)
+    secs = [h['seconds'] for h in hist]
+    assert 0 <= secs[0] <= secs[1] <= secs[2] <= json.loads(lines[-1])['seconds']
+    assert [f"Epoch {h['epoch']} accuracy: {h['valid_accuracy']:.4f}" for h in hist] == lines[:-1]  # the lines it printed
+    assert all(0 < h['train_loss'] < 1 for h in hist)
