@@ -179,14 +179,17 @@ def test_train_seeds_the_start_and_passes_the_settings(monkeypatch):
     data, calls = synthetic_mnist(n_train=40, n_valid=30), []
     def fake_fit(params, ds, epochs, lr, bs, log):
         calls.append(({k: v.detach().clone() for k, v in params.items()}, ds, epochs, lr, bs, log))
+        log('Epoch 0 accuracy: 0.0000')  # as every fitter does once per epoch: train() stamps the time and passes it on
         with torch.no_grad(): params['weights'].zero_(); params['weights'][:392] = 1; params['bias'].fill_(-300.)
         return [dict(epoch=0, train_loss=0.25, valid_accuracy=0.)]
     monkeypatch.setitem(tr.FITTERS, 'linear', fake_fit)
     monkeypatch.setattr(tr, 'default_device', lambda: torch.device('cpu', 0))  # not used: a device was given
     ticks = iter([10., 12.3456789])
     monkeypatch.setattr(tr.time, 'perf_counter', lambda: next(ticks))
-    res = train('linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, data=data, device='cpu', log='LOG')
+    logged = []
+    res = train('linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, data=data, device='cpu', log=logged.append)
     (start, ds, *args), = calls
+    assert logged == ['Epoch 0 accuracy: 0.0000'] and callable(args[-1]); args[-1] = 'LOG'
     torch.manual_seed(4); expected = linear_params(0.2)
     assert ds is data and args == [3, 0.5, 8, 'LOG'] and all(torch.equal(start[k], expected[k].detach()) for k in start)
     with torch.no_grad(): right = int(((linear1(data.valid_x, **res['params']) > 0) == (data.valid_y == 1)).sum())  # counted by hand
@@ -194,7 +197,8 @@ def test_train_seeds_the_start_and_passes_the_settings(monkeypatch):
     summary = {k: v for k, v in res.items() if k not in ('params', 'history')}
     assert summary == dict(model='linear', epochs=3, lr=0.5, bs=8, seed=4, std=0.2, dataset='synthetic', n_train=40, n_valid=30,
                            valid_accuracy=right/30, n_wrong=30 - right, train_loss=0.25, device='cpu', seconds=2.346)  # an exact fraction (issue 22)
-    assert res['history'] == [dict(epoch=0, train_loss=0.25, valid_accuracy=0.)] and res['params']['bias'].item() == -300.
+    assert res['history'] == [dict(epoch=0, train_loss=0.25, valid_accuracy=0., seconds=res['history'][0]['seconds'])]
+    assert 0 <= res['history'][0]['seconds'] < 60 and res['params']['bias'].item() == -300.
     assert all(v.requires_grad for v in res['params'].values())
 
 def test_train_defaults_and_real_training(monkeypatch, make_digits, tmp_path):
@@ -205,7 +209,8 @@ def test_train_defaults_and_real_training(monkeypatch, make_digits, tmp_path):
     res = train(data=folder, log=None)
     (params, kw), = seen
     torch.manual_seed(100); expected = net_params(0.1)
-    assert kw == dict(epochs=20, lr=1., bs=6, log=None) and all(  # bs 256, but no batch buffer larger than the 6 images
+    assert callable(kw.pop('log'))  # train's own per-epoch time stamp, which passes lines on to `log`
+    assert kw == dict(epochs=20, lr=1., bs=6) and all(  # bs 256, but no batch buffer larger than the 6 images
            torch.equal(params[k].detach(), expected[k]) for k in params)
     assert res['device'] == str(tr.default_device()) and res['n_train'] == 6 and res['dataset'] == str(folder)
     with pytest.raises(ValueError, match='std must be a positive finite number, got 0'): train('linear', std=0, data=folder)
@@ -292,13 +297,14 @@ def test_train_three_digits(monkeypatch):
     def spy_fit(params, ds, **kw):
         calls.append(({k: v.detach().clone() for k, v in params.items()}, ds, kw)); return real_fit(params, ds, **kw)
     monkeypatch.setitem(tr.FITTERS_K, 'linear', spy_fit)
-    ticks, fit_ticks = iter([10., 12.3456789]), iter([100., 101.2345678])
+    ticks, fit_ticks = iter([10., 12.3456789]), iter([100.] + [100.5]*20 + [101.2345678])  # start, 20 epochs' stamps, end
     monkeypatch.setattr(tr.time, 'perf_counter', lambda: next(ticks))
     monkeypatch.setattr(tr.time, 'monotonic', lambda: next(fit_ticks))
     res = train('linear', seed=3, std=0.2, data=data, device='cpu', log=None)
     (start, ds, kw), = calls
     torch.manual_seed(3); expected = linear_k_params(0.2, n_out=3)
-    assert ds is data and kw == dict(epochs=20, lr=0.1, bs=60, log=None)  # DEFAULTS_K; bs 128, no larger than the data
+    assert callable(kw.pop('log')) and [h['seconds'] for h in res['history']] == [0.5]*20
+    assert ds is data and kw == dict(epochs=20, lr=0.1, bs=60)  # DEFAULTS_K; bs 128, no larger than the data
     assert start.keys() == expected.keys() and all(torch.equal(start[k], expected[k].detach()) for k in start)
     acc = exact_accuracy_k(linear1, res['params'], data.valid_x, data.valid_y)
     assert acc > 0.9
