@@ -313,6 +313,9 @@ def test_markdown_only_pages_and_the_exercises_page(tmp_path, monkeypatch):
                 md('## Questionnaire'), md('**1. Q?**\n\n<details><summary>Answer</summary>\n\nA `b`.\n\n</details>')])
     nb('01_b', [md('# Lesson B'), code('y = 2')])
     nb('limits', [md('# Limits\n\nWhat the library accepts.')])
+    import mnist_basics.data
+    def offline(url): raise OSError(f'offline: no download of {url}')  # the Try-it page's models need data: as on a machine without any
+    monkeypatch.setattr(mnist_basics.data, 'download', offline)
     out = tmp_path/'site'
     build_docs.build(out, quiet=True, nbs_path=tmp_path/'nbs')
     (out/'stale.html').write_text('from an older build')
@@ -356,7 +359,7 @@ def test_pages_link_their_notebooks_and_the_home_page_its_lessons(site):
         assert nb.name in hrefs and (out/page_file(nb)).with_suffix('.ipynb').read_bytes() == nb.read_bytes(), nb.name
         assert f"https://colab.research.google.com/github/{user_repo}/blob/{cfg['branch']}/{cfg['nbs_path']}/{rel}" in hrefs
     home = (out/'index.html').read_text(encoding='utf-8')
-    named = re.findall(r'^\|\s*`([^`|]+)`\s*\|', '\n'.join(''.join(c['source']) for c in
+    named = re.findall(r'^\|\s*\[?`([^`|]+)`(?:\]\([^)\s]*\))?\s*\|', '\n'.join(''.join(c['source']) for c in
                        json.loads((NBS/'index.ipynb').read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'markdown'), re.M)
     stems = {nb.stem: page_file(nb) for _, nb in PAGES}
     linked = [n for n in named if n in stems]
