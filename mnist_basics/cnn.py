@@ -16,9 +16,9 @@ from .net import MODELS, flush_denormal, num_threads, epoch_range, check_finite
 __all__ = ['cnn_model', 'shift_batch', 'fit_cnn', 'cnn_params', 'cnn_forward']
 
 # %% ../nbs/07_cnn.ipynb #65bfa54c
-def _conv_block(ci:int, co:int) -> nn.Sequential: # input and output channels
-    "3×3 convolution with stride 2 (halves height and width), BatchNorm, ReLU"
-    return nn.Sequential(nn.Conv2d(ci, co, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU())
+def _conv_block(ci:int, co:int, ks:int=3) -> nn.Sequential: # input and output channels, kernel size (odd)
+    "ks×ks convolution with stride 2 (halves height and width), BatchNorm, ReLU"
+    return nn.Sequential(nn.Conv2d(ci, co, ks, stride=2, padding=ks//2, bias=False), nn.BatchNorm2d(co), nn.ReLU())
 
 def cnn_model() -> nn.Sequential:
     "Four stride-2 conv blocks (1→8→16→32→64 channels, 28→2 pixels), average pool, one linear score"

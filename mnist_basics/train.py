@@ -14,7 +14,7 @@ from .linear import exact_accuracy
 from .net import MODELS
 from .fast import fast_fit
 from .cnn import fit_cnn # also registers 'cnn' in MODELS
-from .digits import MODELS_K, FITTERS_K, exact_accuracy_k, N_HIDDEN, CNN_CHANNELS, CNN_EPOCHS
+from .digits import MODELS_K, FITTERS_K, exact_accuracy_k, N_HIDDEN, CNN_CHANNELS, CNN_KERNEL, CNN_EPOCHS
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'MAX_MODEL_BYTES', 'MAX_PARAMS', 'DEFAULTS', 'FITTERS', 'DEFAULTS_K', 'check_settings', 'save_target',
@@ -206,12 +206,12 @@ DEFAULTS = dict(linear=dict(epochs=20, lr=1., bs=256), net=dict(epochs=20, lr=1.
                 cnn=dict(epochs=5, lr=1e-2, bs=128)) # per model: what `train` uses when not told
 FITTERS = dict(linear=fast_fit, net=fast_fit, cnn=fit_cnn) # per model: fit(params, data, epochs, lr, bs, log)
 DEFAULTS_K = dict(linear=dict(epochs=20, lr=0.1, bs=128), net=dict(epochs=20, lr=0.3, bs=128),
-                  cnn=dict(epochs=CNN_EPOCHS, lr=1e-2, bs=128)) # the same for three digits or more (measured: see 98_digits_tuning)
+                  cnn=dict(epochs=CNN_EPOCHS, lr=2e-2, bs=256)) # the same for three digits or more (measured: see 92_speed and 98_digits_tuning)
 
 def arch_of(model:str, n_classes:int) -> dict: # a name in `MODELS`, how many digits
     "The architecture settings a model file records: none for two digits; the number of scores (and hidden size, channels) for more"
     if n_classes == 2: return {}
-    return dict(n_out=n_classes) | dict(linear={}, net=dict(n_hidden=N_HIDDEN), cnn=dict(c=CNN_CHANNELS))[model]
+    return dict(n_out=n_classes) | dict(linear={}, net=dict(n_hidden=N_HIDDEN), cnn=dict(c=CNN_CHANNELS, k1=CNN_KERNEL))[model]
 
 def settings(model:str, epochs=None, lr=None, bs=None, n_classes:int=2) -> tuple:
     "`(epochs, lr, bs)` with `DEFAULTS[model]` (`DEFAULTS_K` for more than two digits) for those that are None"

@@ -9,9 +9,13 @@ def test_bench_digits_quick(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH), '--quick', '--json', str(fn)], capture_output=True, text=True,
                        env=dict(os.environ), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    for method in ('mnist_basics', 'PyTorch example', 'fastai Learner'): assert f'| {method} |' in r.stdout, r.stdout
+    for method in ('mnist_train --digits all --model cnn --epochs 1', 'mnist_basics, 1 epoch', 'plain PyTorch CNN', 'PyTorch example', 'fastai Learner'):
+        assert f'| {method}' in r.stdout, r.stdout
+    assert '| s to 0.99 | s to 0.995 |' in r.stdout
     for model in ('linear', 'net'): assert f'| {model} | fastai Learner |' in r.stdout
     assert 'first decode of 5,000 PNGs' in r.stdout and 'Machine:' in r.stdout and 'Goals (never asserted):' in r.stdout
     res = json.loads(fn.read_text())
     assert res['data']['n_images'] == 5000
     for row in res['cnn'] + res['linear_net']: assert 0.1 < row['accuracy'] <= 1, row  # above chance after one epoch
+    command = next(row for row in res['cnn'] if row['method'].startswith('mnist_train'))
+    assert command['seconds'] > 0 and command['runs'][0]['history'] == [round(command['accuracy'], 4)]  # read from the command's --json history

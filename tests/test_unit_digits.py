@@ -4,7 +4,7 @@ import pytest, torch
 from torch import nn
 import torch.nn.functional as F
 import mnist_basics.digits as digits
-from mnist_basics.digits import (N_HIDDEN, CNN_CHANNELS, linear_k_params, net_k_params, check_scores, softmax, log_softmax,
+from mnist_basics.digits import (N_HIDDEN, CNN_CHANNELS, CNN_KERNEL, linear_k_params, net_k_params, check_scores, softmax, log_softmax,
                                  cross_entropy, accuracy, softmax_step, fast_fit_k, exact_accuracy_k, cnn_k_model, cnn_k_params,
                                  cnn_k_forward, fit_cnn_k, confusion_matrix, most_confused)
 from mnist_basics.linear import init_params, linear1
@@ -298,15 +298,15 @@ def test_exact_accuracy_k_checks_shapes():
 
 # ---- cnn_k_model, cnn_k_params, cnn_k_forward ----
 
-def k_shapes(n_out, c):
-    "{name: shape} of `cnn_k_params(n_out=n_out, c=c)`"
+def k_shapes(n_out, c, k1=5):
+    "{name: shape} of `cnn_k_params(n_out=n_out, c=c, k1=k1)`"
     chans = (c, 2*c, 4*c, 8*c)
-    return ({f'{i}.0.weight': (co, ci, 3, 3) for i, (ci, co) in enumerate(zip((1, *chans), chans))}
+    return ({f'{i}.0.weight': (co, ci, k1 if i == 0 else 3, k1 if i == 0 else 3) for i, (ci, co) in enumerate(zip((1, *chans), chans))}
             | {f'{i}.1.{k}': (co,) for i, co in enumerate(chans) for k in ('weight', 'bias', 'running_mean', 'running_var')}
             | {'6.weight': (n_out, 8*c), '6.bias': (n_out,)})
 
 def test_cnn_k_model_architecture():
-    "Four stride-2 blocks, c, 2c, 4c, 8c channels (28 pixels to 2), then pool and n_out scores; defaults c = 24, ten scores"
+    "Four stride-2 blocks, c, 2c, 4c, 8c channels (28 pixels to 2), the first k1×k1, then pool and n_out scores; defaults c = 16, k1 = 5, ten scores"
     m = cnn_k_model(n_out=3, c=4)
     sizes, x = [], torch.zeros(2, 1, 28, 28)
     for block in m[:4]:
@@ -316,9 +316,11 @@ def test_cnn_k_model_architecture():
     assert sizes == [(4, 14, 14), (8, 7, 7), (16, 4, 4), (32, 2, 2)]
     assert isinstance(m[4], nn.AdaptiveAvgPool2d) and isinstance(m[5], nn.Flatten) and len(m) == 7
     assert (m[6].in_features, m[6].out_features) == (32, 3) and m(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
-    assert CNN_CHANNELS == 24
+    assert (CNN_CHANNELS, CNN_KERNEL) == (16, 5)
     d = cnn_k_model()
-    assert [b[0].out_channels for b in d[:4]] == [24, 48, 96, 192] and (d[6].in_features, d[6].out_features) == (192, 10)
+    assert [b[0].out_channels for b in d[:4]] == [16, 32, 64, 128] and (d[6].in_features, d[6].out_features) == (128, 10)
+    assert [b[0].kernel_size for b in d[:4]] == [(5, 5)] + [(3, 3)]*3 and d[0][0].padding == (2, 2)
+    for k in (3, 5, 7): assert cnn_k_model(c=2, k1=k)[0](torch.zeros(1, 1, 28, 28)).shape == (1, 2, 14, 14)  # any odd kernel halves 28
 
 def test_cnn_k_params_are_a_fresh_state_dict_without_counters():
     "Every tensor of a new `cnn_k_model(n_out, c)` but BatchNorm's batch counters, detached copies drawn from the seed; `std` is ignored"
@@ -330,7 +332,15 @@ def test_cnn_k_params_are_a_fresh_state_dict_without_counters():
     assert all(torch.equal(a[k], state[k]) and torch.equal(b[k], state[k]) and not a[k].requires_grad for k in a)
     a['6.bias'].add_(1.)
     assert not torch.equal(a['6.bias'], b['6.bias'])  # copies, not shared tensors
-    assert {k: tuple(v.shape) for k, v in cnn_k_params().items()} == k_shapes(10, 24)
+    assert {k: tuple(v.shape) for k, v in cnn_k_params().items()} == k_shapes(10, 16)
+    assert {k: tuple(v.shape) for k, v in cnn_k_params(n_out=3, c=4, k1=3).items()} == k_shapes(3, 4, 3)
+
+def test_cnn_k_forward_reads_the_first_kernel_size_from_the_tensors():
+    "A model with a 3×3 first block (the library's before 5×5) runs as one, by the shape of its tensors"
+    torch.manual_seed(0); params = cnn_k_params(n_out=3, c=4, k1=3)
+    m = cnn_k_model(3, 4, 3); m.load_state_dict(params, strict=False); m.eval()
+    x = torch.rand(4, 784)
+    with torch.no_grad(): assert torch.allclose(cnn_k_forward(x, **params), m(x.view(4, 1, 28, 28)), atol=1e-6)
 
 def test_cnn_k_forward_scores_with_running_statistics():
     "cnn_k_forward(x, **params) = the model in eval mode with those tensors, N×k; flat or N×1×28×28 images"
