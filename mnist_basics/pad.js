@@ -251,16 +251,17 @@ function dense(x, W, b, nIn, nOut) { // x (nIn) @ W (nIn×nOut, row-major) + b
   return out;
 }
 
-function convBlock(x, C, H, W, p) { // 3×3 convolution, stride 2, padding 1, no bias; BatchNorm (running statistics); ReLU
-  const {w, co, mean, vr, gamma, beta, eps} = p, Ho = Math.floor((H - 1) / 2) + 1, Wo = Math.floor((W - 1) / 2) + 1;
+function convBlock(x, C, H, W, p) { // k×k convolution (k = p.k, 3 if absent), stride 2, padding k>>1, no bias; BatchNorm (running statistics); ReLU
+  const {w, co, mean, vr, gamma, beta, eps} = p, k = p.k || 3, pad = k >> 1;
+  const Ho = Math.floor((H + 2 * pad - k) / 2) + 1, Wo = Math.floor((W + 2 * pad - k) / 2) + 1;
   const out = new Float64Array(co * Ho * Wo);
   for (let o = 0; o < co; o++) {
     const scale = gamma[o] / Math.sqrt(vr[o] + eps), shift = beta[o] - mean[o] * scale;
     for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
       let s = 0;
-      for (let c = 0; c < C; c++) for (let ki = 0; ki < 3; ki++) { const y = 2 * i - 1 + ki; if (y < 0 || y >= H) continue;
-        for (let kj = 0; kj < 3; kj++) { const xx = 2 * j - 1 + kj; if (xx < 0 || xx >= W) continue;
-          s += x[(c * H + y) * W + xx] * w[((o * C + c) * 3 + ki) * 3 + kj]; } }
+      for (let c = 0; c < C; c++) for (let ki = 0; ki < k; ki++) { const y = 2 * i - pad + ki; if (y < 0 || y >= H) continue;
+        for (let kj = 0; kj < k; kj++) { const xx = 2 * j - pad + kj; if (xx < 0 || xx >= W) continue;
+          s += x[(c * H + y) * W + xx] * w[((o * C + c) * k + ki) * k + kj]; } }
       out[(o * Ho + i) * Wo + j] = Math.max(0, s * scale + shift);
     }
   }

@@ -45,7 +45,7 @@ def model_json(kind:str, # 'linear', 'net' or 'cnn'
         blocks, i = [], 0
         while f'{i}.0.weight' in params:
             w = params[f'{i}.0.weight']
-            blocks.append(dict(co=w.shape[0], ci=w.shape[1], w=_b64(w), gamma=_b64(params[f'{i}.1.weight']), beta=_b64(params[f'{i}.1.bias']),
+            blocks.append(dict(co=w.shape[0], ci=w.shape[1], k=w.shape[-1], w=_b64(w), gamma=_b64(params[f'{i}.1.weight']), beta=_b64(params[f'{i}.1.bias']),
                                mean=_b64(params[f'{i}.1.running_mean']), vr=_b64(params[f'{i}.1.running_var']), eps=1e-5))
             i += 1
         fc = params[f'{i + 2}.weight']  # after the blocks: pool, flatten, linear
@@ -62,7 +62,7 @@ def load_model_json(path) -> tuple:
         return simple_net, dict(w1=_unb64(d['w1'], (784, h)), b1=_unb64(d['b1'], (h,)), w2=_unb64(d['w2'], (h, k)), b2=_unb64(d['b2'], (k,)))
     params = {}
     for i, b in enumerate(d['blocks']):
-        params |= {f'{i}.0.weight': _unb64(b['w'], (b['co'], b['ci'], 3, 3)), f'{i}.1.weight': _unb64(b['gamma'], (b['co'],)),
+        params |= {f'{i}.0.weight': _unb64(b['w'], (b['co'], b['ci'], b.get('k', 3), b.get('k', 3))), f'{i}.1.weight': _unb64(b['gamma'], (b['co'],)),
                    f'{i}.1.bias': _unb64(b['beta'], (b['co'],)), f'{i}.1.running_mean': _unb64(b['mean'], (b['co'],)),
                    f'{i}.1.running_var': _unb64(b['vr'], (b['co'],))}
     c = d['blocks'][-1]['co']
