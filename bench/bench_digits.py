@@ -276,8 +276,9 @@ def main():
           f"| the images as uint8 / as float32 | {d['uint8_mb']:.0f} / {d['float_mb']:.0f} MiB |")
     print(f"\nLoad average at the end: {res['machine']['loadavg_end']:.2f}")
     lib, quick, plain, fai = by[LIB + (' --epochs 1' if a.quick else '')], by[QUICK], by[PLAIN], by[FASTAI]
-    le = lambda x, y, k=1: x is not None and y is not None and x <= k*y
-    goals = [(f"0.99 in ≤ 1/3 of fastai Learner's time to it: {f(quick['t99'], '.1f')} s vs {f(fai['t99'], '.1f')} s", le(quick['t99'], fai['t99'], 1/3)),
+    le = lambda x, y, k=1: x is not None and (y is None or x <= k*y)  # a peer that never gets there is beaten by any time
+    goals = [(f"default command: median final accuracy ≥ 0.995: {lib['accuracy']:.4f}", lib['accuracy'] >= 0.995),
+             (f"0.99 in ≤ 1/3 of fastai Learner's time to it: {f(quick['t99'], '.1f')} s vs {f(fai['t99'], '.1f')} s", le(quick['t99'], fai['t99'], 1/3)),
              (f"0.99 in ≤ 1/2 of the plain CNN's time to it: {f(quick['t99'], '.1f')} s vs {f(plain['t99'], '.1f')} s", le(quick['t99'], plain['t99'], 1/2)),
              (f"0.995 with the default command in ≤ 2× the plain CNN's {plain['epochs']} epochs: {f(lib['t995'], '.1f')} s vs {plain['seconds']:.1f} s",
               le(lib['t995'], plain['seconds'], 2))]
