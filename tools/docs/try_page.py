@@ -173,7 +173,7 @@ An empty pad, a dot, or a drawing that does not look like pen strokes (`digit_do
 In Jupyter, `DigitPad(model)` (appendix 99) shows the same pad for a model you trained yourself.
 {note_md}
 <label for="digit-model">Model:</label>
-<select id="digit-model" style="max-width: 100%">
+<select id="digit-model">
 {options}
 </select>
 <span id="digit-model-info"></span>
