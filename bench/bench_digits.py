@@ -38,10 +38,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from mnist_basics.data import load_mnist, load_stacks, find_data, cache_name, make_standin, ALL_DIGITS
-from mnist_basics.linear import linear1
-from mnist_basics.net import simple_net
-from mnist_basics.digits import (fit_cnn_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, exact_accuracy_k,
-                                 CNN_EPOCHS, CNN_CHANNELS, N_HIDDEN)
+from mnist_basics.digits import fit_cnn_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, N_HIDDEN
 from mnist_basics.train import DEFAULTS_K
 
 
