@@ -479,10 +479,15 @@ class CDP:
     async def width(self, kind):
         w, h, scale, mobile = WIDTHS[kind]
         await self('Emulation.setDeviceMetricsOverride', width=w, height=h, deviceScaleFactor=scale, mobile=mobile)
-    async def shot(self, fn):
+    async def shot(self, fn, tries=3):
         await asyncio.sleep(0.4)  # let the header's title transition finish
-        png = base64.b64decode((await self('Page.captureScreenshot', format='png'))['data'])
-        Path(fn).write_bytes(png); return Path(fn)
+        for i in range(tries):  # headless Chromium can leave its compositor idle, and a capture then never returns
+            try: res = await self('Page.captureScreenshot', timeout=15, format='png'); break
+            except TimeoutError:
+                if i == tries - 1: raise TimeoutError(f'Chromium did not capture {Path(fn).name} in {tries} tries')
+                await self('Page.startScreencast', format='jpeg', quality=10)  # a screencast wakes the compositor
+                await asyncio.sleep(0.25); await self('Page.stopScreencast')
+        Path(fn).write_bytes(base64.b64decode(res['data'])); return Path(fn)
     def errors(self):
         "The errors logged since the last call: exceptions, console.error, failed loads"
         res = []
@@ -629,7 +634,7 @@ def reader(site, tmp_path_factory):
                         cdp.errors()
             cdp.ws.close()
             return res
-        res = asyncio.run(asyncio.wait_for(session(), 240))
+        res = asyncio.run(asyncio.wait_for(session(), 300))
     finally:
         server.kill(); server.wait()
         try: os.killpg(chrome.pid, 9)
