@@ -319,9 +319,9 @@ def clean_exit(prog:str): # the command's name, e.g. 'mnist_train'
 # %% ../nbs/93_train.ipynb #deed7263
 @call_parse
 def mnist_train(model:str='net', # model to train: linear, net or cnn
-                epochs:int=None, # passes over the training data (default: 20; cnn 5)
-                lr:float=None, # learning rate (default: 1; cnn 0.01)
-                bs:int=None, # batch size (default: 256; cnn 128)
+                epochs:int=None, # passes over the training data (default: 20; cnn 5; for 3+ digits: 20, 20, cnn 8)
+                lr:float=None, # learning rate (default: 1; cnn 0.01; for 3+ digits: linear 0.1, net 0.3, cnn 0.02)
+                bs:int=None, # batch size (default: 256; cnn 128; for 3+ digits: 128, 128, cnn 256)
                 seed:int=100, # random seed (same seed, same numbers on the same machine)
                 std:float=0.1, # standard deviation of the starting weights (the post used 1.0)
                 data:str=None, # data folder, .tgz or URL (default: $MNIST_BASICS_DATA, else MNIST_SAMPLE)

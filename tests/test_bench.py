@@ -19,6 +19,7 @@ def test_bench_quick(tmp_path):
     assert {('data', 'decode PNGs'), ('data', 'warm cache'), ('start-up', "python -c 'import torch'")} <= rows, r.stdout
     assert any(m == 'start-up' and k.startswith('mnist_train --model net') for m, k in rows), r.stdout
     assert 'Machine:' in r.stdout and 'Targets' in r.stdout
+    assert any(t['target'] == 'simple_net: mnist_basics / its floor' and t['op'] == '<=' for t in json.loads(fn.read_text())['targets'])
     res = json.loads(fn.read_text())
     training = [row for row in res['rows'] if row['model'] in ('linear', 'simple_net')]
     assert len(training) == 8

@@ -388,3 +388,17 @@ def test_check_writable_name_length_at_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, '_name_max', lambda folder: None)  # a system that does not say: the temporary file is the test
     check_writable(tmp_path/'abcdefghijk')
     assert os.listdir(tmp_path) == []
+
+
+def test_help_states_the_defaults():
+    "`mnist_train --help` gives each default that `settings` uses, for 3s and 7s and for three digits or more"
+    import inspect, re
+    src = inspect.getsource(tr.mnist_train)
+    def comment(arg): return re.search(rf'^\s*{arg}:\w+=None, #(.*)$', src, re.M).group(1)
+    num = lambda v: f'{v:g}'
+    for arg in ('epochs', 'lr', 'bs'):
+        two, many = comment(arg).split('for 3+ digits:')
+        assert f'default: {num(tr.DEFAULTS["net"][arg])}' in two and f'cnn {num(tr.DEFAULTS["cnn"][arg])}' in two, (arg, two)
+        assert tr.DEFAULTS['linear'][arg] == tr.DEFAULTS['net'][arg]  # the help gives one number for both
+        said = [num(float(x)) for x in re.findall(r'[\d.]+', many)]
+        assert said == [num(tr.DEFAULTS_K[m][arg]) for m in ('linear', 'net', 'cnn')], (arg, many)
