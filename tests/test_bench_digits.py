@@ -6,12 +6,12 @@ BENCH = Path(__file__).resolve().parent.parent/'bench'/'bench_digits.py'
 
 def test_bench_digits_quick(tmp_path):
     fn = tmp_path/'bench.json'
-    r = subprocess.run([sys.executable, str(BENCH), '--quick', '--json', str(fn)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(BENCH), '--quick', '--wide', '8', '--json', str(fn)], capture_output=True, text=True,
                        env=dict(os.environ), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    for method in ('mnist_train --digits all --model cnn --epochs 1', 'mnist_basics, 1 epoch', 'plain PyTorch CNN', 'PyTorch example', 'fastai Learner'):
+    for method in ('mnist_train --digits all --model cnn --epochs 1', 'mnist_basics, 1 epoch', 'plain PyTorch CNN', 'PyTorch example', 'fastai Learner', 'mnist_basics, 8 channels'):
         assert f'| {method}' in r.stdout, r.stdout
-    assert '| s to 0.99 | s to 0.995 |' in r.stdout
+    assert '| s to 0.99 | s to 0.995 | s to 0.996 |' in r.stdout
     for model in ('linear', 'net'): assert f'| {model} | fastai Learner |' in r.stdout
     assert 'first decode of 5,000 PNGs' in r.stdout and 'Machine:' in r.stdout and 'Goals (never asserted):' in r.stdout
     res = json.loads(fn.read_text())
