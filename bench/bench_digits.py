@@ -237,6 +237,8 @@ def main():
     ap.add_argument('--wide', type=int, help='also train the CNN with WIDE channels in the first block, for --long epochs (16 unless told)')
     ap.add_argument('--json', help='also write the results to this file')
     a = ap.parse_args()
+    for name in ('seeds', 'peer_epochs', 'long', 'wide'):
+        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(a, name)}")
     if a.quick: path = make_standin(Path(tempfile.mkdtemp())/'mnist_standin_all', digits=ALL_DIGITS)
     else: path = find_data(a.data, standin=False, digits='all')
     m = machine()

@@ -19,3 +19,11 @@ def test_bench_digits_quick(tmp_path):
     for row in res['cnn'] + res['linear_net']: assert 0.1 < row['accuracy'] <= 1, row  # above chance after one epoch
     command = next(row for row in res['cnn'] if row['method'].startswith('mnist_train'))
     assert command['seconds'] > 0 and command['runs'][0]['history'] == [round(command['accuracy'], 4)]  # read from the command's --json history
+
+
+def test_bench_digits_bad_numbers():
+    "A count that is not positive: exit 2 and one line naming the option, before any data is read"
+    for opt in ('--wide', '--long', '--seeds', '--peer-epochs'):
+        r = subprocess.run([sys.executable, str(BENCH), opt, '0'], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and f'{opt} must be a positive integer, got 0' in r.stderr.splitlines()[-1], r.stderr
+        assert 'Traceback' not in r.stderr and not r.stdout
