@@ -13,7 +13,10 @@ What it prints (nothing is asserted: timings depend on the machine and on what e
      - mnist_train --digits all --model cnn: the default command, in its own process; times and accuracies from the per-epoch
                          `history` of its `--json` line;
      - mnist_basics, 1 epoch ...: `fit_cnn_k` on the same network for one epoch at batch 128, lr 0.02, no shifts (`QUICK_CNN`),
-                         from Python: the quickest way to 0.99 found (appendix 92_speed);
+                         from Python;
+     - mnist_basics, quick_cnn_model ...: `quick_cnn_model` (a fixed first layer of principal-component filters, three trained
+                         blocks, a linear layer on all 2×2×64 numbers) trained by `fit_model_k` with the same settings: the quickest
+                         way to 0.99 found (appendix 92_speed, section 6);
      - plain PyTorch CNN: 4 stride-2 3×3 conv blocks from 8 channels with BatchNorm, AdamW with OneCycleLR at 1e-2, random 2-pixel
                          shifts, batch 128, 5 epochs, batches sliced from a shuffled tensor: what a practitioner writes without a library;
      - fastai Learner:   a small CNN of fastai `ConvLayer`s (8, 16, 32, 64 channels, stride 2, BatchNorm; as in fastbook
@@ -42,6 +45,8 @@ import torch.nn.functional as F
 from mnist_basics.data import load_mnist, load_stacks, find_data, cache_name, make_standin, ALL_DIGITS
 from mnist_basics.digits import fit_cnn_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, N_HIDDEN, CNN_CHANNELS
 from mnist_basics.train import DEFAULTS_K
+from mnist_basics.fast import quick_cnn_model
+from mnist_basics.digits import fit_model_k
 
 
 def machine():
@@ -67,8 +72,9 @@ def summary(name, times, accs):
                 history=[round(a, 4) for a in accs])
 
 
-QUICK_CNN = dict(epochs=1, bs=128, lr=2e-2, max_shift=0) # the library's CNN for one epoch: the quickest way here to 0.99 (92_speed)
-LIB, QUICK, PLAIN, FASTAI = 'mnist_train --digits all --model cnn', 'mnist_basics, 1 epoch, batch 128, no shifts', 'plain PyTorch CNN', 'fastai Learner'
+QUICK_CNN = dict(epochs=1, bs=128, lr=2e-2, max_shift=0) # one epoch, for `cnn_k_model` and `quick_cnn_model` alike (92_speed, sections 5 and 6)
+LIB, ONE, QUICK, PLAIN, FASTAI = ('mnist_train --digits all --model cnn', 'mnist_basics, 1 epoch, batch 128, no shifts',
+                                  'mnist_basics, quick_cnn_model, 1 epoch, batch 128', 'plain PyTorch CNN', 'fastai Learner')
 
 
 def library_command(path, seed, epochs=None):
@@ -81,12 +87,21 @@ def library_command(path, seed, epochs=None):
     return summary(LIB + (f' --epochs {epochs}' if epochs else ''), [e['seconds'] for e in h], [e['valid_accuracy'] for e in h])
 
 
-def library_cnn(data, seed, epochs, bs, lr, max_shift, name=QUICK, c=CNN_CHANNELS):
+def library_cnn(data, seed, epochs, bs, lr, max_shift, name=ONE, c=CNN_CHANNELS):
     "`fit_cnn_k` from Python (`c` channels in the first block), timed as `train` times it (seconds since training began, at each epoch's log line)"
     torch.manual_seed(seed)
     params, times, t0 = cnn_k_params(c=c), [], time.perf_counter()
     hist = fit_cnn_k(params, data, epochs=epochs, bs=bs, lr=lr, max_shift=max_shift, log=lambda line: times.append(time.perf_counter() - t0))
     return summary(name, times, [h['valid_accuracy'] for h in hist])
+
+
+def library_quick(data, seed, epochs, bs, lr, max_shift):
+    "`quick_cnn_model` trained by `fit_model_k`, timed from before the fixed layer's filters are computed (they count as training)"
+    torch.manual_seed(seed)
+    times, t0 = [], time.perf_counter()
+    model = quick_cnn_model(data.train_x)
+    hist = fit_model_k(model, data, epochs=epochs, bs=bs, lr=lr, max_shift=max_shift, log=lambda line: times.append(time.perf_counter() - t0))
+    return summary(QUICK, times, [h['valid_accuracy'] for h in hist])
 
 
 def plain_cnn(data, epochs, seed):
@@ -254,6 +269,7 @@ def main():
     for seed in seeds: # interleaved, seed by seed, so that load from other jobs hits every method alike
         print(f'seed {seed} ...', flush=True)
         for r in (library_command(path, seed, lib_epochs), library_cnn(data, seed, q['epochs'], q['bs'], q['lr'], q['max_shift']),
+                  library_quick(data, seed, q['epochs'], q['bs'], q['lr'], q['max_shift']),
                   plain_cnn(data, 1 if a.quick else 5, seed), fastai_learner(data, pe, seed)) + \
                  ((torch_example(data, pe, seed),) if seed == seeds[0] and not a.no_example else ()) + \
                  ((library_command(path, seed, a.long),) if a.long else ()) + \

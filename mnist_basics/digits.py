@@ -15,7 +15,7 @@ from .fast import mlp_forward, fit_layers
 from .cnn import _conv_block, shift_batch
 
 # %% auto #0
-__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_KERNEL', 'CNN_EPOCHS', 'linear_k_params', 'net_k_params', 'check_scores', 'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'exact_accuracy_k', 'cnn_k_model', 'fit_cnn_k', 'confusion_matrix', 'most_confused', 'MODELS_K', 'FITTERS_K', 'softmax_step', 'fast_fit_k', 'cnn_k_params', 'cnn_k_forward']
+__all__ = ['N_HIDDEN', 'CNN_CHANNELS', 'CNN_KERNEL', 'CNN_EPOCHS', 'linear_k_params', 'net_k_params', 'check_scores', 'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'exact_accuracy_k', 'cnn_k_model', 'fit_model_k', 'fit_cnn_k', 'confusion_matrix', 'most_confused', 'MODELS_K', 'FITTERS_K', 'softmax_step', 'fast_fit_k', 'cnn_k_params', 'cnn_k_forward']
 
 # %% ../nbs/10_digits.ipynb #62543404
 N_HIDDEN = 256 # hidden units of the ten-class net (measured: see the appendix 98_digits_tuning)
@@ -90,23 +90,25 @@ def cnn_k_model(n_out:int=10, # one score per class
     return nn.Sequential(_conv_block(1, c, k1), _conv_block(c, 2*c), _conv_block(2*c, 4*c), _conv_block(4*c, 8*c),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8*c, n_out))
 
-def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
-              data:MnistData, # from `load_mnist(digits=...)`, with class-index targets
-              epochs:int=5, lr:float=1e-2, bs:int=128, # passes over the data, peak learning rate, batch size
-              log=print, # called with "Epoch i accuracy: …" after each epoch; None for silence
-              threads:int|None=None, # PyTorch threads while training (None: leave as is)
-              wd:float=1e-2, # AdamW weight decay
-              max_shift:int=2, # random shift of the training images, in pixels
-              smoothing:float=0.1 # label smoothing: every class gets smoothing/k, the right one 1 - smoothing on top
-             ) -> list:
-    "Train the ten-class CNN as `fit_cnn` trains the 3-vs-7 one, with cross-entropy; a list of dicts per epoch"
-    dev = next(iter(params.values())).device
-    model = _blank_cnn_k(params, 'fit_cnn_k').to(dev, memory_format=torch.channels_last) # channels last: faster convolutions on a CPU
-    model.load_state_dict(params, strict=False)        # strict=False: `params` leave out BatchNorm's batch counters
-    check_scores(data.train_x[:, :2], data.train_y, 'fit_cnn_k') # the targets must be class indices, one per image
+def fit_model_k(model:nn.Module, # a ten-class CNN on N×1×28×28 images: its parameters that require gradients are trained in place
+                data:MnistData, # from `load_mnist(digits=...)`, with class-index targets
+                epochs:int=5, lr:float=1e-2, bs:int=128, # passes over the data, peak learning rate, batch size
+                log=print, # called with "Epoch i accuracy: …" after each epoch; None for silence
+                threads:int|None=None, # PyTorch threads while training (None: leave as is)
+                wd:float=1e-2, # AdamW weight decay
+                max_shift:int=2, # random shift of the training images, in pixels
+                smoothing:float=0.1 # label smoothing: every class gets smoothing/k, the right one 1 - smoothing on top
+               ) -> list:
+    "Train `model` as `fit_cnn` trains the 3-vs-7 CNN, with cross-entropy; a list of dicts per epoch"
+    dev = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last)        # channels last: faster convolutions on a CPU
+    check_scores(data.train_x[:, :2], data.train_y, 'fit_model_k') # the targets must be class indices, one per image
     train_dl = Batches(data.train_x.to(dev), data.train_y.to(dev), bs, shuffle=True)
     valid_x, valid_y = data.valid_x.to(dev), data.valid_y.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    def images(xb): return xb.view(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if not trained: raise ValueError("fit_model_k: expected a model with parameters to train, got none that require gradients")
+    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=wd)
     sched = one_cycle(opt, lr, epochs*len(train_dl))
     history = []
     with flush_denormal(), num_threads(threads):
@@ -114,17 +116,30 @@ def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
             model.train()
             total = 0.
             for xb, yb in train_dl:
-                xb = shift_batch(xb, max_shift).view(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-                loss = F.cross_entropy(model(xb), yb, label_smoothing=smoothing)
+                loss = F.cross_entropy(model(images(shift_batch(xb, max_shift))), yb, label_smoothing=smoothing)
                 opt.zero_grad(); loss.backward(); opt.step(); sched.step()
                 total += loss.item()*len(xb)
             loss = check_finite(total/len(train_dl.x), epoch)
-            with torch.no_grad():
-                for k, v in _state(model).items(): params[k].copy_(v)
-            acc = exact_accuracy_k(cnn_k_forward, params, valid_x, valid_y)
+            model.eval()                               # BatchNorm with its running statistics
+            acc = exact_accuracy_k(lambda xb: model(images(xb)), {}, valid_x, valid_y)
             history.append(dict(epoch=epoch, train_loss=loss, valid_accuracy=acc))
             if log: log(f'Epoch {epoch} accuracy: {acc:.4f}')
     return history
+
+def fit_cnn_k(params:dict, # from `cnn_k_params`: trained in place
+              data:MnistData, # from `load_mnist(digits=...)`, with class-index targets
+              **kwargs # epochs, lr, bs, log, threads, wd, max_shift, smoothing: as in `fit_model_k`
+             ) -> list:
+    "`fit_model_k` on the `cnn_k_model` whose tensors are `params`, copied back into them at the end"
+    check_scores(data.train_x[:, :2], data.train_y, 'fit_cnn_k')
+    dev = next(iter(params.values())).device
+    model = _blank_cnn_k(params, 'fit_cnn_k').to(dev)
+    model.load_state_dict(params, strict=False)        # strict=False: `params` leave out BatchNorm's batch counters
+    history = fit_model_k(model, data, **kwargs)
+    with torch.no_grad():
+        for k, v in _state(model).items(): params[k].copy_(v)
+    return history
+
 
 # %% ../nbs/10_digits.ipynb #f375a700
 def confusion_matrix(preds:torch.Tensor, targets:torch.Tensor, k:int=10): # predicted and true class indices, number of classes

@@ -9,7 +9,7 @@ def test_bench_digits_quick(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH), '--quick', '--wide', '8', '--json', str(fn)], capture_output=True, text=True,
                        env=dict(os.environ), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    for method in ('mnist_train --digits all --model cnn --epochs 1', 'mnist_basics, 1 epoch', 'plain PyTorch CNN', 'PyTorch example', 'fastai Learner', 'mnist_basics, 8 channels'):
+    for method in ('mnist_train --digits all --model cnn --epochs 1', 'mnist_basics, 1 epoch', 'mnist_basics, quick_cnn_model, 1 epoch', 'plain PyTorch CNN', 'PyTorch example', 'fastai Learner', 'mnist_basics, 8 channels'):
         assert f'| {method}' in r.stdout, r.stdout
     assert '| s to 0.99 | s to 0.995 | s to 0.996 |' in r.stdout
     for model in ('linear', 'net'): assert f'| {model} | fastai Learner |' in r.stdout

@@ -126,3 +126,57 @@ def test_fast_fit_divergence_names_the_epoch():
     data.train_x[3, 5] = math.nan
     with pytest.raises(FloatingPointError, match='^training diverged in epoch 0: the training loss is nan'):
         fast_fit(linear_params(), data, epochs=2, log=None)
+
+# ---- the one-epoch CNN of section 6: pca_filters, fixed_block, quick_cnn_model (trained by fit_model_k) ----
+from mnist_basics.fast import pca_filters, fixed_block, quick_cnn_model
+from mnist_basics.digits import fit_model_k
+from conftest import synthetic_digits
+
+def images(n=300, seed=0):
+    return torch.rand(n, 784, generator=torch.Generator().manual_seed(seed))
+
+def test_pca_filters_are_orthonormal_components_and_their_negatives():
+    x = images()
+    w = pca_filters(x, c=12, k=5)
+    assert w.shape == (12, 1, 5, 5)
+    v = w[:6].view(6, 25)
+    assert torch.allclose(v @ v.T, torch.eye(6), atol=1e-4) and torch.equal(w[6:], -w[:6])
+    assert all(row[row.abs().argmax()] > 0 for row in v)  # the sign fixed: each one's largest entry positive
+    # the first is the direction of largest variance of the patches: no other unit vector beats it
+    p = torch.nn.functional.unfold(x.view(-1, 1, 28, 28), 5, padding=2, stride=2).transpose(1, 2).reshape(-1, 25)
+    p = p - p.mean(0)
+    var = lambda u: ((p @ u)**2).mean()
+    others = torch.nn.functional.normalize(torch.randn(50, 25, generator=torch.Generator().manual_seed(1)), dim=1)
+    assert all(var(v[0]) >= var(u) for u in others)
+
+@pytest.mark.parametrize('c', [0, 3, 52])
+def test_pca_filters_refuses_a_bad_count(c):
+    with pytest.raises(ValueError, match=f'^pca_filters: expected an even number of filters from 2 to 50, got c={c}$'): pca_filters(images(), c=c)
+
+def test_pca_filters_refuses_no_images():
+    with pytest.raises(ValueError, match='^pca_filters: expected at least one image, got none$'): pca_filters(torch.zeros(0, 784))
+
+def test_fixed_block_standardises_each_channel_and_is_not_trained():
+    x = images(200)
+    block = fixed_block(x, c=8, k=5, n=200)
+    with torch.no_grad(): out = block[0](x.view(-1, 1, 28, 28))
+    assert torch.allclose(out.mean((0, 2, 3)), torch.zeros(8), atol=1e-4) and torch.allclose(out.std((0, 2, 3)), torch.ones(8), atol=1e-4)
+    assert not any(p.requires_grad for p in block.parameters())
+    blank = fixed_block(torch.zeros(5, 784), c=4)  # no ink at all: finite, not nan
+    assert all(torch.isfinite(p).all() for p in blank.parameters())
+
+def test_fit_model_k_trains_all_but_the_fixed_block():
+    torch.manual_seed(0)
+    data = synthetic_digits(n_train=96, n_valid=30)
+    model = quick_cnn_model(data.train_x, n_out=3, c=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hist = fit_model_k(model, data, epochs=4, lr=0.02, bs=16, log=None)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in ('0.0.weight', '0.0.bias'))
+    assert all(not torch.equal(before[k], after[k]) for k in before if not k.startswith('0.') and 'num_batches' not in k)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 3) and hist[-1]['valid_accuracy'] > 0.9
+
+def test_fit_model_k_refuses_a_model_with_nothing_to_train():
+    model = quick_cnn_model(images(20), n_out=3, c=2).requires_grad_(False)
+    with pytest.raises(ValueError, match='^fit_model_k: expected a model with parameters to train, got none that require gradients$'):
+        fit_model_k(model, synthetic_digits(n_train=8, n_valid=3), epochs=1, log=None)
