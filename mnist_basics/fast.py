@@ -108,13 +108,16 @@ def pca_filters(x:torch.Tensor, # training images, N×784 (the first `n` are use
                ) -> torch.Tensor:
     "c×1×k×k filters: the top c/2 principal components of the k×k patches that a stride-2 convolution sees, then their negatives"
     if c % 2 or not 2 <= c <= 2*k*k: raise ValueError(f"pca_filters: expected an even number of filters from 2 to {2*k*k}, got c={c}")
-    if len(x) == 0: raise ValueError("pca_filters: expected at least one image, got none")
+    if k % 2 == 0 or k < 1: raise ValueError(f"pca_filters: expected an odd filter size k, got k={k}")
+    if len(x) == 0 or n < 1: raise ValueError(f"pca_filters: expected at least one image, got {min(len(x), n)}")
+    if x[0].numel() != 28*28: raise ValueError(f"pca_filters: expected 28×28 images, got {tuple(x.shape[1:])} per image")
     patches = F.unfold(x[:n].reshape(-1, 1, 28, 28), k, padding=k//2, stride=2)  # N×(k·k)×196: one column per patch
     p = patches.transpose(1, 2).reshape(-1, k*k)
     p = p - p.mean(0)                                  # centred: covariance = pᵀp/len(p)
     evals, evecs = torch.linalg.eigh(p.T @ p / len(p)) # eigenvalues in ascending order
     v = evecs[:, -(c//2):].flip(1).T                   # the top c/2 components, largest first, one per row
-    v = v * v.gather(1, v.abs().argmax(1, keepdim=True)).sign()  # sign fixed: each one's largest entry positive
+    big = v.abs().round(decimals=4).argmax(1)         # each one's largest entry (the first of any tie)
+    v = v * v[torch.arange(len(v)), big].sign()[:, None] # sign fixed (eigh may return -v): that entry positive
     return torch.cat([v, -v]).view(c, 1, k, k)
 
 # %% ../nbs/92_speed.ipynb #q6000009
@@ -126,7 +129,8 @@ def fixed_block(x:torch.Tensor, # training images, N×784: for the filters and t
     conv = nn.Conv2d(1, c, k, stride=2, padding=k//2)
     with torch.no_grad():
         out = F.conv2d(x[:n].reshape(-1, 1, 28, 28), w, stride=2, padding=k//2)
-        mean, std = out.mean((0, 2, 3)), out.std((0, 2, 3)).clamp_min(1e-6)  # clamp: a blank set of images has std 0
+        mean, std = out.mean((0, 2, 3)), out.std((0, 2, 3))
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a channel that never varies (blank images): left unscaled
         conv.weight.copy_(w / std.view(-1, 1, 1, 1)); conv.bias.copy_(-mean / std)
     return nn.Sequential(conv, nn.ReLU()).requires_grad_(False)
 
@@ -137,5 +141,5 @@ def quick_cnn_model(x:torch.Tensor, # training images, N×784, for `fixed_block`
     model = nn.Sequential(fixed_block(x, c), _conv_block(c, 2*c), _conv_block(2*c, 4*c), _conv_block(4*c, 4*c),
                           nn.Flatten(), nn.Linear(2*2*4*c, n_out))
     for m in model.modules():
-        if isinstance(m, nn.ReLU): m.inplace = True   # overwrite the input: same numbers, one tensor less to write
+        if isinstance(m, nn.ReLU): m.inplace = True   # overwrite the input: same numbers, one tensor less to allocate
     return model

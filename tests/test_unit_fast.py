@@ -153,8 +153,15 @@ def test_pca_filters_are_orthonormal_components_and_their_negatives():
 def test_pca_filters_refuses_a_bad_count(c):
     with pytest.raises(ValueError, match=f'^pca_filters: expected an even number of filters from 2 to 50, got c={c}$'): pca_filters(images(), c=c)
 
-def test_pca_filters_refuses_no_images():
-    with pytest.raises(ValueError, match='^pca_filters: expected at least one image, got none$'): pca_filters(torch.zeros(0, 784))
+def test_pca_filters_refuses_no_images_an_even_size_and_other_images():
+    with pytest.raises(ValueError, match='^pca_filters: expected at least one image, got 0$'): pca_filters(torch.zeros(0, 784))
+    with pytest.raises(ValueError, match='^pca_filters: expected at least one image, got 0$'): pca_filters(images(), n=0)
+    with pytest.raises(ValueError, match='^pca_filters: expected an odd filter size k, got k=4$'): pca_filters(images(), k=4)
+    with pytest.raises(ValueError, match=r'^pca_filters: expected 28×28 images, got \(32, 32\) per image$'): pca_filters(torch.rand(3, 32, 32))
+
+def test_pca_filters_take_images_as_rows_or_as_pictures():
+    x = images(50)
+    assert torch.equal(pca_filters(x), pca_filters(x.view(-1, 1, 28, 28)))
 
 def test_fixed_block_standardises_each_channel_and_is_not_trained():
     x = images(200)
@@ -162,8 +169,8 @@ def test_fixed_block_standardises_each_channel_and_is_not_trained():
     with torch.no_grad(): out = block[0](x.view(-1, 1, 28, 28))
     assert torch.allclose(out.mean((0, 2, 3)), torch.zeros(8), atol=1e-4) and torch.allclose(out.std((0, 2, 3)), torch.ones(8), atol=1e-4)
     assert not any(p.requires_grad for p in block.parameters())
-    blank = fixed_block(torch.zeros(5, 784), c=4)  # no ink at all: finite, not nan
-    assert all(torch.isfinite(p).all() for p in blank.parameters())
+    blank = fixed_block(torch.zeros(5, 784), c=4)  # no ink at all: the filters left unscaled, not blown up
+    assert blank[0].weight.abs().max() <= 1 and torch.equal(blank[0].bias, torch.zeros(4))
 
 def test_fit_model_k_trains_all_but_the_fixed_block():
     torch.manual_seed(0)
