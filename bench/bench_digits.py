@@ -43,10 +43,9 @@ from torch import nn
 import torch.nn.functional as F
 
 from mnist_basics.data import load_mnist, load_stacks, find_data, cache_name, make_standin, ALL_DIGITS
-from mnist_basics.digits import fit_cnn_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, N_HIDDEN, CNN_CHANNELS
-from mnist_basics.train import DEFAULTS_K
+from mnist_basics.digits import fit_cnn_k, fit_model_k, cnn_k_params, fast_fit_k, linear_k_params, net_k_params, N_HIDDEN, CNN_CHANNELS
 from mnist_basics.fast import quick_cnn_model
-from mnist_basics.digits import fit_model_k
+from mnist_basics.train import DEFAULTS_K
 
 
 def machine():
